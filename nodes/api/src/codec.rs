@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::stack::{Axis, Buffer, DType, Stack, VoxelSize};
 use crate::table::{ColumnData, Table};
-use crate::value::{FileRef, Value};
+use crate::value::{Dataset, FileRef, Model, Value};
 
 const MAGIC: &[u8; 8] = b"PETRIV01";
 
@@ -24,6 +24,9 @@ enum Header {
     Labels(StackHeader),
     Table { columns: Vec<ColumnHeader> },
     File { path: PathBuf, blake3: String, bytes: u64 },
+    Tracks { columns: Vec<ColumnHeader> },
+    Dataset { spec: String, images: Vec<StackHeader>, targets: Vec<StackHeader> },
+    Model { config: String, weights: usize },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -53,25 +56,17 @@ impl Value {
             Value::Image(s) => Header::Image(stack_header(s, &mut payload)),
             Value::Mask(s) => Header::Mask(stack_header(s, &mut payload)),
             Value::Labels(s) => Header::Labels(stack_header(s, &mut payload)),
-            Value::Table(t) => Header::Table {
-                columns: t
-                    .columns()
-                    .iter()
-                    .map(|c| match &c.data {
-                        ColumnData::F64(v) => {
-                            v.iter().for_each(|x| payload.extend_from_slice(&x.to_le_bytes()));
-                            ColumnHeader { name: c.name.clone(), ty: "f64".into(), rows: v.len(), strings: vec![] }
-                        }
-                        ColumnData::I64(v) => {
-                            v.iter().for_each(|x| payload.extend_from_slice(&x.to_le_bytes()));
-                            ColumnHeader { name: c.name.clone(), ty: "i64".into(), rows: v.len(), strings: vec![] }
-                        }
-                        ColumnData::Str(v) => {
-                            ColumnHeader { name: c.name.clone(), ty: "str".into(), rows: v.len(), strings: v.clone() }
-                        }
-                    })
-                    .collect(),
+            Value::Table(t) => Header::Table { columns: table_header(t, &mut payload) },
+            Value::Tracks(t) => Header::Tracks { columns: table_header(t, &mut payload) },
+            Value::Dataset(d) => Header::Dataset {
+                spec: d.spec.clone(),
+                images: d.images.iter().map(|s| stack_header(s, &mut payload)).collect(),
+                targets: d.targets.iter().map(|s| stack_header(s, &mut payload)).collect(),
             },
+            Value::Model(m) => {
+                payload.extend_from_slice(&m.weights);
+                Header::Model { config: m.config.clone(), weights: m.weights.len() }
+            }
             Value::File(f) => Header::File { path: f.path.clone(), blake3: f.blake3.clone(), bytes: f.bytes },
         };
         // Serialising plain data structs to JSON cannot fail.
@@ -83,7 +78,28 @@ impl Value {
         out.extend_from_slice(&payload);
         out
     }
+}
 
+fn table_header(t: &Table, payload: &mut Vec<u8>) -> Vec<ColumnHeader> {
+    t.columns()
+        .iter()
+        .map(|c| match &c.data {
+            ColumnData::F64(v) => {
+                v.iter().for_each(|x| payload.extend_from_slice(&x.to_le_bytes()));
+                ColumnHeader { name: c.name.clone(), ty: "f64".into(), rows: v.len(), strings: vec![] }
+            }
+            ColumnData::I64(v) => {
+                v.iter().for_each(|x| payload.extend_from_slice(&x.to_le_bytes()));
+                ColumnHeader { name: c.name.clone(), ty: "i64".into(), rows: v.len(), strings: vec![] }
+            }
+            ColumnData::Str(v) => {
+                ColumnHeader { name: c.name.clone(), ty: "str".into(), rows: v.len(), strings: v.clone() }
+            }
+        })
+        .collect()
+}
+
+impl Value {
     /// Reads what [`Value::encode`] wrote. Never trusts sizes: every length is checked against
     /// the bytes actually present before anything is allocated.
     pub fn decode(bytes: &[u8]) -> Result<Value, String> {
@@ -96,45 +112,76 @@ impl Value {
             return Err("truncated header".into());
         }
         let header: Header = serde_json::from_slice(&rest[..hlen]).map_err(|e| format!("bad header: {e}"))?;
-        let payload = &rest[hlen..];
-        Ok(match header {
-            Header::Image(h) => Value::Image(read_stack(h, payload)?),
-            Header::Mask(h) => Value::Mask(read_stack(h, payload)?),
-            Header::Labels(h) => Value::Labels(read_stack(h, payload)?),
-            Header::Table { columns } => {
-                let mut t = Table::new();
-                let mut off = 0usize;
-                for c in columns {
-                    let data = match c.ty.as_str() {
-                        "f64" | "i64" => {
-                            let n = c.rows.checked_mul(8).ok_or("column too long")?;
-                            let end = off.checked_add(n).ok_or("column too long")?;
-                            let raw = payload.get(off..end).ok_or("truncated column")?;
-                            off = end;
-                            let words = raw.chunks_exact(8).map(|b| {
-                                let mut a = [0u8; 8];
-                                a.copy_from_slice(b);
-                                a
-                            });
-                            if c.ty == "f64" {
-                                ColumnData::F64(words.map(f64::from_le_bytes).collect())
-                            } else {
-                                ColumnData::I64(words.map(i64::from_le_bytes).collect())
-                            }
-                        }
-                        "str" if c.strings.len() == c.rows => ColumnData::Str(c.strings),
-                        other => return Err(format!("bad column type '{other}'")),
-                    };
-                    t.push(c.name, data)?;
-                }
-                if off != payload.len() {
-                    return Err("trailing bytes after table".into());
-                }
-                Value::Table(Arc::new(t))
+        let mut cur = Cursor { bytes: &rest[hlen..], off: 0 };
+        let v = match header {
+            Header::Image(h) => Value::Image(read_stack(h, &mut cur)?),
+            Header::Mask(h) => Value::Mask(read_stack(h, &mut cur)?),
+            Header::Labels(h) => Value::Labels(read_stack(h, &mut cur)?),
+            Header::Table { columns } => Value::Table(Arc::new(read_table(columns, &mut cur)?)),
+            Header::Tracks { columns } => Value::Tracks(Arc::new(read_table(columns, &mut cur)?)),
+            Header::Dataset { spec, images, targets } => {
+                let images = images.into_iter().map(|h| read_stack(h, &mut cur)).collect::<Result<Vec<_>, _>>()?;
+                let targets = targets.into_iter().map(|h| read_stack(h, &mut cur)).collect::<Result<Vec<_>, _>>()?;
+                Value::Dataset(Arc::new(Dataset { spec, images, targets }))
+            }
+            Header::Model { config, weights } => {
+                Value::Model(Arc::new(Model { config, weights: Arc::new(cur.take(weights)?.to_vec()) }))
             }
             Header::File { path, blake3, bytes } => Value::File(Arc::new(FileRef { path, blake3, bytes })),
-        })
+        };
+        if cur.off != cur.bytes.len() {
+            return Err(format!("{} trailing bytes", cur.bytes.len() - cur.off));
+        }
+        Ok(v)
     }
+}
+
+/// Reads consecutive payload sections, checking each length before slicing.
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    off: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+        let end = self.off.checked_add(n).ok_or("length overflows")?;
+        let s = self
+            .bytes
+            .get(self.off..end)
+            .ok_or_else(|| format!("truncated: {n} bytes wanted at offset {}", self.off))?;
+        self.off = end;
+        Ok(s)
+    }
+}
+
+fn words<const N: usize>(p: &[u8]) -> impl Iterator<Item = [u8; N]> + '_ {
+    p.chunks_exact(N).map(|b| {
+        let mut a = [0u8; N];
+        a.copy_from_slice(b);
+        a
+    })
+}
+
+fn read_table(columns: Vec<ColumnHeader>, cur: &mut Cursor) -> Result<Table, String> {
+    let mut t = Table::new();
+    for c in columns {
+        let data = match c.ty.as_str() {
+            "f64" => ColumnData::F64(
+                words::<8>(cur.take(c.rows.checked_mul(8).ok_or("column too long")?)?)
+                    .map(f64::from_le_bytes)
+                    .collect(),
+            ),
+            "i64" => ColumnData::I64(
+                words::<8>(cur.take(c.rows.checked_mul(8).ok_or("column too long")?)?)
+                    .map(i64::from_le_bytes)
+                    .collect(),
+            ),
+            "str" if c.strings.len() == c.rows => ColumnData::Str(c.strings),
+            other => return Err(format!("bad column type '{other}'")),
+        };
+        t.push(c.name, data)?;
+    }
+    Ok(t)
 }
 
 fn stack_header(s: &Stack, payload: &mut Vec<u8>) -> StackHeader {
@@ -154,18 +201,10 @@ fn stack_header(s: &Stack, payload: &mut Vec<u8>) -> StackHeader {
     }
 }
 
-fn read_stack(h: StackHeader, payload: &[u8]) -> Result<Stack, String> {
+fn read_stack(h: StackHeader, cur: &mut Cursor) -> Result<Stack, String> {
     let n = h.dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or("shape overflows")?;
-    if n.checked_mul(h.dtype.size()) != Some(payload.len()) {
-        return Err(format!("payload holds {} bytes, shape {:?} {} needs {}", payload.len(), h.dims, h.dtype, n));
-    }
-    fn words<const N: usize>(p: &[u8]) -> impl Iterator<Item = [u8; N]> + '_ {
-        p.chunks_exact(N).map(|b| {
-            let mut a = [0u8; N];
-            a.copy_from_slice(b);
-            a
-        })
-    }
+    let nbytes = n.checked_mul(h.dtype.size()).ok_or("shape overflows")?;
+    let payload = cur.take(nbytes).map_err(|_| format!("payload too short for shape {:?} {}", h.dims, h.dtype))?;
     let data = match h.dtype {
         DType::U8 => Buffer::U8(Arc::new(payload.to_vec())),
         DType::U16 => Buffer::U16(Arc::new(words::<2>(payload).map(u16::from_le_bytes).collect())),
@@ -183,11 +222,12 @@ mod tests {
 
     #[test]
     fn values_round_trip() {
-        let s = Stack::new([1, 2, 1, 2, 2], &[Axis::C], f32::into_buffer(vec![0.5, -1.0, f32::NAN, 3.0, 1., 2., 3., 4.]))
-            .unwrap()
-            .with_voxel_size(VoxelSize { z: 2.0, y: 0.5, x: 0.5, unit: "micron".into(), t: None, t_unit: None })
-            .with_channel_names(vec!["dapi".into(), "gfp".into()])
-            .unwrap();
+        let s =
+            Stack::new([1, 2, 1, 2, 2], &[Axis::C], f32::into_buffer(vec![0.5, -1.0, f32::NAN, 3.0, 1., 2., 3., 4.]))
+                .unwrap()
+                .with_voxel_size(VoxelSize { z: 2.0, y: 0.5, x: 0.5, unit: "micron".into(), t: None, t_unit: None })
+                .with_channel_names(vec!["dapi".into(), "gfp".into()])
+                .unwrap();
         let back = Value::decode(&Value::Image(s.clone()).encode()).unwrap();
         let Value::Image(b) = back else { panic!("kind changed") };
         assert_eq!(b.dims(), s.dims());
@@ -201,12 +241,27 @@ mod tests {
         t.push("label", ColumnData::I64(vec![1, 2])).unwrap();
         t.push("area", ColumnData::F64(vec![3.5, f64::NAN])).unwrap();
         t.push("name", ColumnData::Str(vec!["a".into(), "b,c".into()])).unwrap();
-        let Value::Table(tb) = Value::decode(&Value::Table(Arc::new(t.clone())).encode()).unwrap() else {
-            panic!()
-        };
+        let Value::Table(tb) = Value::decode(&Value::Table(Arc::new(t.clone())).encode()).unwrap() else { panic!() };
         assert_eq!(tb.column("label"), t.column("label"));
         assert_eq!(tb.column("name"), t.column("name"));
         assert!(matches!(tb.column("area"), Some(ColumnData::F64(v)) if v[0] == 3.5 && v[1].is_nan()));
+    }
+
+    #[test]
+    fn datasets_and_models_round_trip() {
+        let a = Stack::from_2d(2, 2, vec![1u16, 2, 3, 4]).unwrap();
+        let b = a.with_pixels(vec![0u32, 1, 1, 0]).unwrap();
+        let d = Value::Dataset(Arc::new(Dataset {
+            spec: "(patch: 2)".into(),
+            images: vec![a.clone(), a],
+            targets: vec![b.clone(), b],
+        }));
+        let Value::Dataset(back) = Value::decode(&d.encode()).unwrap() else { panic!() };
+        assert_eq!(back.spec, "(patch: 2)");
+        assert_eq!(back.targets[1].pixels::<u32>().unwrap(), &[0, 1, 1, 0]);
+        let m = Value::Model(Arc::new(Model { config: "()".into(), weights: Arc::new(vec![7; 10]) }));
+        let Value::Model(back) = Value::decode(&m.encode()).unwrap() else { panic!() };
+        assert_eq!(*back.weights, vec![7; 10]);
     }
 
     #[test]

@@ -18,7 +18,7 @@ pub use registry::{Entry, Registry, RegistryError};
 pub use spec::{CachePolicy, NodeSpec, PortSpec, PortType};
 pub use stack::{Axis, Buffer, DType, Pixel, Stack, StackError, VoxelSize};
 pub use table::{Column, ColumnData, Table};
-pub use value::{FileRef, Fingerprint, Value};
+pub use value::{Dataset, FileRef, Fingerprint, Model, Value, hash_file};
 
 /// Re-exported so node crates use the same ndarray as the API's views.
 pub use ndarray;

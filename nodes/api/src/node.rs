@@ -79,9 +79,16 @@ impl std::fmt::Display for Device {
 #[derive(Clone, Debug, PartialEq)]
 pub enum NodeEvent {
     /// Fraction in [0, 1] and a short message ("epoch 3/20").
-    Progress { fraction: f64, message: String },
+    Progress {
+        fraction: f64,
+        message: String,
+    },
     /// A named scalar at a step (training loss, validation IoU...), for live plots.
-    Metric { name: String, step: u64, value: f64 },
+    Metric {
+        name: String,
+        step: u64,
+        value: f64,
+    },
     Log(String),
 }
 
@@ -177,6 +184,14 @@ impl Inputs {
         match self.values.get(port) {
             Some(Value::Labels(s)) => Ok(s),
             Some(v) => Err(Self::wrong(port, "labels", v)),
+            None => Err(Self::missing(port)),
+        }
+    }
+
+    /// A `stack` input: any of image, mask and labels, with its value to tell which.
+    pub fn stack(&self, port: &str) -> Result<(&Stack, &Value), NodeError> {
+        match self.values.get(port) {
+            Some(v) => v.as_stack().map(|s| (s, v)).ok_or_else(|| Self::wrong(port, "an image, mask or labels", v)),
             None => Err(Self::missing(port)),
         }
     }

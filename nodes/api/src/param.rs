@@ -125,22 +125,39 @@ impl std::fmt::Display for ParamValue {
 #[serde(rename_all = "lowercase")]
 pub enum PathMode {
     /// An existing file (or folder, if `folder` is true).
-    Read { folder: bool },
+    Read {
+        folder: bool,
+    },
     Write,
 }
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum ParamKind {
     Bool,
-    Int { min: Option<i64>, max: Option<i64> },
+    Int {
+        min: Option<i64>,
+        max: Option<i64>,
+    },
     /// `min_exclusive`: the value must be strictly greater than `min` (e.g. sigma > 0).
-    Float { min: Option<f64>, max: Option<f64>, min_exclusive: bool },
+    Float {
+        min: Option<f64>,
+        max: Option<f64>,
+        min_exclusive: bool,
+    },
     /// One number, or one per spatial axis in Z, Y, X order (at most `max_len`).
-    Floats { min: Option<f64>, max: Option<f64>, min_exclusive: bool, max_len: usize },
+    Floats {
+        min: Option<f64>,
+        max: Option<f64>,
+        min_exclusive: bool,
+        max_len: usize,
+    },
     Str,
     Choice(Vec<String>),
     /// `filters`: file extensions offered by file pickers (without the dot).
-    Path { mode: PathMode, filters: Vec<String> },
+    Path {
+        mode: PathMode,
+        filters: Vec<String>,
+    },
 }
 
 impl ParamKind {
@@ -357,7 +374,10 @@ impl ParamSpec {
             ParamKind::Floats { min, max, min_exclusive, max_len } => match v {
                 ParamValue::List(items) => {
                     if items.is_empty() || items.len() > *max_len {
-                        return Err(format!("expected one number or a list of 1 to {max_len} numbers, got {} items", items.len()));
+                        return Err(format!(
+                            "expected one number or a list of 1 to {max_len} numbers, got {} items",
+                            items.len()
+                        ));
                     }
                     let mut out = Vec::with_capacity(items.len());
                     for (i, it) in items.iter().enumerate() {
@@ -370,9 +390,9 @@ impl ParamSpec {
                     Ok(ParamValue::List(out))
                 }
                 _ => {
-                    let x = v
-                        .as_number()
-                        .ok_or_else(|| format!("expected a number or a list of numbers, got {} ({v})", v.kind_name()))?;
+                    let x = v.as_number().ok_or_else(|| {
+                        format!("expected a number or a list of numbers, got {} ({v})", v.kind_name())
+                    })?;
                     check_number(x, *min, *max, *min_exclusive)?;
                     Ok(ParamValue::Float(x))
                 }

@@ -14,6 +14,14 @@ pub enum PortType {
     Labels,
     Table,
     File,
+    /// Any N-D array: an image, a mask or labels (writers and viewers take this).
+    Stack,
+    /// Tracks over time: a table with columns id, begin, end, parent (CTC's res_track.txt).
+    Tracks,
+    /// Training data: image/target pairs with their settings.
+    Dataset,
+    /// A network: configuration and weights.
+    Model,
 }
 
 impl PortType {
@@ -24,15 +32,25 @@ impl PortType {
             PortType::Labels => "labels",
             PortType::Table => "table",
             PortType::File => "file",
+            PortType::Stack => "stack",
+            PortType::Tracks => "tracks",
+            PortType::Dataset => "dataset",
+            PortType::Model => "model",
         }
     }
 
     /// Whether an output of type `from` may feed an input of this type.
-    /// Besides equal types: a mask is an image of 0/1, and labels are a mask where ≠ 0.
+    /// Besides equal types: a mask is an image of 0/1, labels are a mask where ≠ 0, and a
+    /// `stack` port takes any of image, mask and labels.
     /// The conversions happen in [`crate::Inputs`], so every node sees the type it declared.
     pub fn accepts(self, from: PortType) -> bool {
         self == from
-            || matches!((self, from), (PortType::Image, PortType::Mask) | (PortType::Mask, PortType::Labels))
+            || matches!(
+                (self, from),
+                (PortType::Image, PortType::Mask)
+                    | (PortType::Mask, PortType::Labels)
+                    | (PortType::Stack, PortType::Image | PortType::Mask | PortType::Labels)
+            )
     }
 }
 

@@ -186,9 +186,7 @@ macro_rules! with_pixels {
 }
 
 /// A pixel type a stack can hold.
-pub trait Pixel:
-    Copy + Send + Sync + Default + PartialOrd + PartialEq + fmt::Debug + 'static
-{
+pub trait Pixel: Copy + Send + Sync + Default + PartialOrd + PartialEq + fmt::Debug + 'static {
     const DTYPE: DType;
     fn to_f64(self) -> f64;
     fn to_f32(self) -> f32;

@@ -57,6 +57,28 @@ pub enum Value {
     Labels(Stack),
     Table(Arc<Table>),
     File(Arc<FileRef>),
+    /// Columns id, begin, end, parent (0 = none), one row per track.
+    Tracks(Arc<Table>),
+    Dataset(Arc<Dataset>),
+    Model(Arc<Model>),
+}
+
+/// Training data as built by `learn.*` nodes: image/target pairs and their settings.
+/// `spec` is RON text owned by the learn crate (split, patch size, classes, augmentation), so the
+/// API stays free of deep-learning types while the engine can still cache and hash datasets.
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    pub spec: String,
+    pub images: Vec<Stack>,
+    pub targets: Vec<Stack>,
+}
+
+/// A network: `config` is RON text (architecture, classes, normalisation, history) and
+/// `weights` a safetensors file's bytes. Weights are never anything but safetensors.
+#[derive(Clone, Debug)]
+pub struct Model {
+    pub config: String,
+    pub weights: Arc<Vec<u8>>,
 }
 
 impl Value {
@@ -67,6 +89,17 @@ impl Value {
             Value::Labels(_) => PortType::Labels,
             Value::Table(_) => PortType::Table,
             Value::File(_) => PortType::File,
+            Value::Tracks(_) => PortType::Tracks,
+            Value::Dataset(_) => PortType::Dataset,
+            Value::Model(_) => PortType::Model,
+        }
+    }
+
+    /// The array inside an image, mask or labels value.
+    pub fn as_stack(&self) -> Option<&Stack> {
+        match self {
+            Value::Image(s) | Value::Mask(s) | Value::Labels(s) => Some(s),
+            _ => None,
         }
     }
 
@@ -76,6 +109,11 @@ impl Value {
             Value::Image(s) | Value::Mask(s) | Value::Labels(s) => s.len() * s.dtype().size(),
             Value::Table(t) => t.byte_size(),
             Value::File(f) => f.path.as_os_str().len() + 64,
+            Value::Tracks(t) => t.byte_size(),
+            Value::Dataset(d) => {
+                d.spec.len() + d.images.iter().chain(&d.targets).map(|s| s.len() * s.dtype().size()).sum::<usize>()
+            }
+            Value::Model(m) => m.config.len() + m.weights.len(),
         }
     }
 
@@ -87,6 +125,9 @@ impl Value {
             Value::Labels(s) => format!("labels {}", s.describe()),
             Value::Table(t) => format!("table {} rows × {} columns", t.n_rows(), t.n_cols()),
             Value::File(f) => format!("file {} ({} bytes)", f.path.display(), f.bytes),
+            Value::Tracks(t) => format!("{} tracks", t.n_rows()),
+            Value::Dataset(d) => format!("dataset of {} image/target pairs", d.images.len()),
+            Value::Model(m) => format!("model ({} bytes of weights)", m.weights.len()),
         }
     }
 
@@ -94,6 +135,7 @@ impl Value {
     pub fn coerce(self, to: PortType) -> Option<Value> {
         match (to, self) {
             (t, v) if v.port_type() == t => Some(v),
+            (PortType::Stack, v @ (Value::Image(_) | Value::Mask(_) | Value::Labels(_))) => Some(v),
             (PortType::Image, Value::Mask(s)) => Some(Value::Image(s)),
             (PortType::Mask, Value::Labels(s)) => Value::labels_to_mask(&s).map(Value::Mask),
             _ => None,
