@@ -40,7 +40,8 @@ impl PortType {
     }
 
     /// Whether an output of type `from` may feed an input of this type.
-    /// Besides equal types: a mask is an image of 0/1, labels are a mask where ≠ 0, and a
+    /// Besides equal types: a mask is an image of 0/1, labels are a mask where ≠ 0, tracks are a
+    /// table, and a
     /// `stack` port takes any of image, mask and labels.
     /// The conversions happen in [`crate::Inputs`], so every node sees the type it declared.
     pub fn accepts(self, from: PortType) -> bool {
@@ -49,6 +50,7 @@ impl PortType {
                 (self, from),
                 (PortType::Image, PortType::Mask)
                     | (PortType::Mask, PortType::Labels)
+                    | (PortType::Table, PortType::Tracks)
                     | (PortType::Stack, PortType::Image | PortType::Mask | PortType::Labels)
             )
     }

@@ -138,6 +138,7 @@ impl Value {
             (PortType::Stack, v @ (Value::Image(_) | Value::Mask(_) | Value::Labels(_))) => Some(v),
             (PortType::Image, Value::Mask(s)) => Some(Value::Image(s)),
             (PortType::Mask, Value::Labels(s)) => Value::labels_to_mask(&s).map(Value::Mask),
+            (PortType::Table, Value::Tracks(t)) => Some(Value::Table(t)),
             _ => None,
         }
     }
