@@ -13,7 +13,7 @@ mod table;
 mod value;
 
 pub use node::{Device, Inputs, Node, NodeCtx, NodeError, NodeEvent, Outputs};
-pub use param::{ParamKind, ParamSpec, ParamValue, Params, PathMode};
+pub use param::{ParamError, ParamErrorKind, ParamKind, ParamSpec, ParamValue, Params, PathMode};
 pub use registry::{Entry, Registry, RegistryError};
 pub use spec::{CachePolicy, NodeSpec, PortSpec, PortType};
 pub use stack::{Axis, Buffer, DType, Pixel, Stack, StackError, VoxelSize};

@@ -335,6 +335,22 @@ impl ParamSpec {
         self
     }
 
+    /// Like [`ParamSpec::check`], telling a value of the wrong kind from one out of range.
+    pub fn check_kind(&self, v: &ParamValue) -> Result<ParamValue, ParamError> {
+        self.check(v).map_err(|message| {
+            let kind = if message.starts_with("expected") || message.starts_with("item") && message.contains("expected") {
+                ParamErrorKind::WrongKind
+            } else if message.contains("NaN") || message.contains("infinite") {
+                ParamErrorKind::NotFinite
+            } else if message.starts_with("a value is required") {
+                ParamErrorKind::Required
+            } else {
+                ParamErrorKind::OutOfRange
+            };
+            ParamError { kind, message }
+        })
+    }
+
     /// Checks `v` against this parameter's kind and range, and returns it in canonical form
     /// (an integer where a float is expected becomes a float). The message does not name the
     /// parameter: callers add the node and parameter names.
@@ -413,6 +429,21 @@ impl ParamSpec {
             },
         }
     }
+}
+
+/// What is wrong with a parameter value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParamErrorKind {
+    WrongKind,
+    OutOfRange,
+    NotFinite,
+    Required,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamError {
+    pub kind: ParamErrorKind,
+    pub message: String,
 }
 
 fn check_number(x: f64, min: Option<f64>, max: Option<f64>, min_exclusive: bool) -> Result<(), String> {

@@ -1,8 +1,13 @@
-//! Petri's `label` nodes.
+//! Petri's `label` nodes: connected components, seeds, watershed, distance transform and
+//! morphology on masks and labels.
 
 use petri_api::{Registry, RegistryError};
 
+pub mod connected_components;
+pub mod util;
+
 /// Registers every node of this crate (one line per node).
-pub fn register(_r: &mut Registry) -> Result<(), RegistryError> {
+pub fn register(r: &mut Registry) -> Result<(), RegistryError> {
+    r.register(connected_components::ConnectedComponents)?;
     Ok(())
 }
