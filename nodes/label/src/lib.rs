@@ -1,13 +1,16 @@
-//! Petri's `label` nodes: connected components, seeds, watershed, distance transform and
+//! Petri's `label` nodes: connected components, distance transform, seeds, watershed and
 //! morphology on masks and labels.
 
 use petri_api::{Registry, RegistryError};
 
 pub mod connected_components;
+pub mod distance_transform;
+pub mod edt;
 pub mod util;
 
 /// Registers every node of this crate (one line per node).
 pub fn register(r: &mut Registry) -> Result<(), RegistryError> {
     r.register(connected_components::ConnectedComponents)?;
+    r.register(distance_transform::DistanceTransform)?;
     Ok(())
 }
