@@ -96,6 +96,9 @@ impl IntAcc {
     }
 }
 
+/// The horizontal extent of one label in one row: (row index z·Y + y, first x, last x).
+pub type RowSpan = (u32, u32, u32);
+
 /// Everything accumulated over one volume, one entry per label present (ascending ids).
 #[derive(Clone, Debug, Default)]
 pub struct VolumeStats {
@@ -103,6 +106,9 @@ pub struct VolumeStats {
     pub acc: Vec<Acc>,
     /// `intensity[c][k]`: channel `c`, label `ids[k]`.
     pub intensity: Vec<Vec<IntAcc>>,
+    /// Per label, its leftmost and rightmost pixel in every row it touches, in row order
+    /// (only when asked for: the 2-D convex hull needs nothing else). Empty otherwise.
+    pub spans: Vec<Vec<RowSpan>>,
 }
 
 /// Maps a label id to its slot (its rank among the ids present).
@@ -169,7 +175,8 @@ fn range_sums(a: u64, b: u64) -> (u64, u64) {
 
 /// Accumulates one Z×Y×X volume. `channels` are intensity volumes of the same shape
 /// (possibly none).
-pub fn accumulate<P: Pixel>(labels: &[u32], shape: [usize; 3], channels: &[&[P]]) -> VolumeStats {
+/// With `spans`, also records each label's extent in every row (see [`VolumeStats::spans`]).
+pub fn accumulate<P: Pixel>(labels: &[u32], shape: [usize; 3], channels: &[&[P]], spans: bool) -> VolumeStats {
     let [nz, ny, nx] = shape;
     debug_assert_eq!(labels.len(), nz * ny * nx);
     debug_assert!(channels.iter().all(|c| c.len() == labels.len()));
@@ -177,7 +184,7 @@ pub fn accumulate<P: Pixel>(labels: &[u32], shape: [usize; 3], channels: &[&[P]]
     let k = ids.len();
     let nc = channels.len();
     if k == 0 {
-        return VolumeStats { ids, acc: Vec::new(), intensity: vec![Vec::new(); nc] };
+        return VolumeStats { ids, acc: Vec::new(), intensity: vec![Vec::new(); nc], spans: Vec::new() };
     }
     let rows = nz * ny;
     // Fixed chunking: about 64k pixels per chunk, at most 64 chunks, and no more than ~64 MB
@@ -187,9 +194,11 @@ pub fn accumulate<P: Pixel>(labels: &[u32], shape: [usize; 3], channels: &[&[P]]
     let n_chunks = (labels.len() / 65536).clamp(1, 64).min(mem_cap).min(rows);
     let rows_per = rows.div_ceil(n_chunks);
 
-    let work = |chunk: usize| -> (Vec<Acc>, Vec<Vec<IntAcc>>) {
+    type Part = (Vec<Acc>, Vec<Vec<IntAcc>>, Vec<Vec<RowSpan>>);
+    let work = |chunk: usize| -> Part {
         let mut acc = vec![Acc::default(); k];
         let mut inten = vec![vec![IntAcc::default(); k]; nc];
+        let mut sp: Vec<Vec<RowSpan>> = if spans { vec![Vec::new(); k] } else { Vec::new() };
         let r0 = chunk * rows_per;
         let r1 = ((chunk + 1) * rows_per).min(rows);
         for r in r0..r1 {
@@ -226,6 +235,13 @@ pub fn accumulate<P: Pixel>(labels: &[u32], shape: [usize; 3], channels: &[&[P]]
                     a.hi[1] = a.hi[1].max(yy);
                     a.lo[2] = a.lo[2].min(x0 as u32);
                     a.hi[2] = a.hi[2].max((x1 - 1) as u32);
+                    if spans {
+                        let list = &mut sp[s];
+                        match list.last_mut() {
+                            Some(last) if last.0 == r as u32 => last.2 = (x1 - 1) as u32,
+                            _ => list.push((r as u32, x0 as u32, (x1 - 1) as u32)),
+                        }
+                    }
                     for (c, ch) in channels.iter().enumerate() {
                         let ia = &mut inten[c][s];
                         let (mut sum, mut lo, mut hi) = (0.0f64, ia.min, ia.max);
@@ -243,13 +259,17 @@ pub fn accumulate<P: Pixel>(labels: &[u32], shape: [usize; 3], channels: &[&[P]]
                 x0 = x1;
             }
         }
-        (acc, inten)
+        (acc, inten, sp)
     };
 
-    let parts: Vec<(Vec<Acc>, Vec<Vec<IntAcc>>)> = (0..n_chunks).into_par_iter().map(work).collect();
+    let parts: Vec<Part> = (0..n_chunks).into_par_iter().map(work).collect();
     let mut it = parts.into_iter();
-    let (mut acc, mut intensity) = it.next().unwrap_or_default();
-    for (a, i) in it {
+    let (mut acc, mut intensity, mut all_spans) = it.next().unwrap_or_default();
+    for (a, i, sp) in it {
+        // Chunks cover increasing rows, so appending keeps every list in row order.
+        for (dst, src) in all_spans.iter_mut().zip(sp) {
+            dst.extend(src);
+        }
         for (dst, src) in acc.iter_mut().zip(&a) {
             dst.merge(src);
         }
@@ -259,7 +279,7 @@ pub fn accumulate<P: Pixel>(labels: &[u32], shape: [usize; 3], channels: &[&[P]]
             }
         }
     }
-    VolumeStats { ids, acc, intensity }
+    VolumeStats { ids, acc, intensity, spans: all_spans }
 }
 
 #[cfg(test)]
@@ -289,7 +309,8 @@ mod tests {
             0, 1, 0, 0,
         ];
         let img: Vec<u16> = (0..24).map(|i| (i * 7 % 11) as u16).collect();
-        let st = accumulate(&lab, [2, 3, 4], &[&img[..]]);
+        let st = accumulate(&lab, [2, 3, 4], &[&img[..]], true);
+        assert_eq!(st.spans[0], vec![(0, 1, 2), (1, 2, 2), (3, 0, 0), (5, 1, 1)]);
         assert_eq!(st.ids, vec![1, 2, 9_000_000]);
         for (k, &id) in st.ids.iter().enumerate() {
             let mut n = 0u64;

@@ -3,13 +3,17 @@
 //!
 //! Conventions (scikit-image 0.26): coordinates are pixel indices in array axis order
 //! (2-D: `centroid-0` = y, `centroid-1` = x; 3-D: z, y, x); `bbox-0..` are the minima
-//! (inclusive) then the maxima (exclusive); `area` is the pixel (voxel) count.
+//! (inclusive) then the maxima (exclusive); `area` is the pixel (voxel) count; lengths
+//! (`equivalent_diameter_area`, `axis_*_length`) are in pixels. See docs/algorithms/measure.md.
 
 use petri_api::{
     ColumnData, Inputs, Node, NodeCtx, NodeError, NodeSpec, Outputs, Params, PortType, Stack, Table, Value, with_pixels,
 };
 
+use rayon::prelude::*;
+
 use crate::accum::{VolumeStats, accumulate};
+use crate::shape::{axis_lengths, convex_area_2d, eccentricity, inertia_eigvals};
 
 /// Measures every labelled object of every time point.
 ///
@@ -43,63 +47,112 @@ pub fn regions(labels: &Stack, image: Option<&Stack>) -> Result<Table, NodeError
     let vlen = labels.volume_len();
     let nc = image.map_or(0, |i| i.c());
 
+    let three_d = labels.is_3d();
+    let ndim = if three_d { 3 } else { 2 };
     let frames: Vec<VolumeStats> = (0..nt)
         .map(|t| {
             let l = &lab[t * vlen..(t + 1) * vlen];
             match image {
-                None => accumulate::<u8>(l, shape, &[]),
+                None => accumulate::<u8>(l, shape, &[], !three_d),
                 Some(img) => with_pixels!(img.buffer(), px => {
                     let chans: Vec<_> = (0..nc).map(|c| { let o = (t * nc + c) * vlen; &px[o..o + vlen] }).collect();
-                    accumulate(l, shape, &chans)
+                    accumulate(l, shape, &chans, !three_d)
                 }),
             }
         })
         .collect();
 
-    let three_d = labels.is_3d();
+    // Per-object shape descriptors (eigenvalues, convex hull), in parallel over objects.
+    let shapes: Vec<Vec<Shape>> = frames
+        .iter()
+        .map(|f| {
+            (0..f.ids.len())
+                .into_par_iter()
+                .map(|k| {
+                    let ev = inertia_eigvals(&f.acc[k], ndim);
+                    let (major, minor) = axis_lengths(&ev);
+                    let n = f.acc[k].n as f64;
+                    Shape {
+                        major,
+                        minor,
+                        eccentricity: if three_d { 0.0 } else { eccentricity(&ev) },
+                        solidity: if three_d { 0.0 } else { n / convex_area_2d(&f.spans[k]) as f64 },
+                    }
+                })
+                .collect()
+        })
+        .collect();
+
+    let vs = labels.voxel_size();
+    let (unit_area, area_unit) =
+        if three_d { (vs.z * vs.y * vs.x, format!("{}^3", vs.unit)) } else { (vs.y * vs.x, format!("{}^2", vs.unit)) };
     let axes: &[usize] = if three_d { &[0, 1, 2] } else { &[1, 2] };
     let rows: usize = frames.iter().map(|f| f.ids.len()).sum();
     let mut t = Table::new();
     let push = |t: &mut Table, name: String, d: ColumnData| t.push(name, d).map_err(NodeError::failed);
+    let each = |f: &dyn Fn(usize, &VolumeStats, usize) -> f64| -> ColumnData {
+        let mut v = Vec::with_capacity(rows);
+        for (i, fr) in frames.iter().enumerate() {
+            for k in 0..fr.ids.len() {
+                v.push(f(i, fr, k));
+            }
+        }
+        ColumnData::F64(v)
+    };
+    let each_i = |f: &dyn Fn(usize, &VolumeStats, usize) -> i64| -> ColumnData {
+        let mut v = Vec::with_capacity(rows);
+        for (i, fr) in frames.iter().enumerate() {
+            for k in 0..fr.ids.len() {
+                v.push(f(i, fr, k));
+            }
+        }
+        ColumnData::I64(v)
+    };
 
     if nt > 1 {
-        let col = frames.iter().enumerate().flat_map(|(i, f)| std::iter::repeat_n(i as i64, f.ids.len())).collect();
-        push(&mut t, "frame".into(), ColumnData::I64(col))?;
+        push(&mut t, "frame".into(), each_i(&|i, _, _| i as i64))?;
     }
-    let each = |f: &dyn Fn(&VolumeStats, usize) -> f64| -> Vec<f64> {
-        let mut v = Vec::with_capacity(rows);
-        for fr in &frames {
-            for k in 0..fr.ids.len() {
-                v.push(f(fr, k));
-            }
-        }
-        v
-    };
-    let each_i = |f: &dyn Fn(&VolumeStats, usize) -> i64| -> Vec<i64> {
-        let mut v = Vec::with_capacity(rows);
-        for fr in &frames {
-            for k in 0..fr.ids.len() {
-                v.push(f(fr, k));
-            }
-        }
-        v
-    };
-    push(&mut t, "label".into(), ColumnData::I64(each_i(&|f, k| f.ids[k] as i64)))?;
-    push(&mut t, "area".into(), ColumnData::F64(each(&|f, k| f.acc[k].n as f64)))?;
+    push(&mut t, "label".into(), each_i(&|_, f, k| f.ids[k] as i64))?;
+    push(&mut t, "area".into(), each(&|_, f, k| f.acc[k].n as f64))?;
+    push(&mut t, "area_physical".into(), each(&|_, f, k| f.acc[k].n as f64 * unit_area))?;
+    push(&mut t, "area_unit".into(), ColumnData::Str(vec![area_unit; rows]))?;
     for (i, &a) in axes.iter().enumerate() {
-        push(&mut t, format!("centroid-{i}"), ColumnData::F64(each(&|f, k| f.acc[k].centroid()[a])))?;
+        push(&mut t, format!("centroid-{i}"), each(&|_, f, k| f.acc[k].centroid()[a]))?;
+    }
+    for (i, &a) in axes.iter().enumerate() {
+        push(&mut t, format!("bbox-{i}"), each_i(&|_, f, k| f.acc[k].lo[a] as i64))?;
+    }
+    for (i, &a) in axes.iter().enumerate() {
+        push(&mut t, format!("bbox-{}", i + axes.len()), each_i(&|_, f, k| f.acc[k].hi[a] as i64 + 1))?;
+    }
+    let d = ndim as f64;
+    push(
+        &mut t,
+        "equivalent_diameter_area".into(),
+        each(&|_, f, k| (2.0 * d * f.acc[k].n as f64 / std::f64::consts::PI).powf(1.0 / d)),
+    )?;
+    push(&mut t, "axis_major_length".into(), each(&|i, _, k| shapes[i][k].major))?;
+    push(&mut t, "axis_minor_length".into(), each(&|i, _, k| shapes[i][k].minor))?;
+    if !three_d {
+        push(&mut t, "eccentricity".into(), each(&|i, _, k| shapes[i][k].eccentricity))?;
+        push(&mut t, "solidity".into(), each(&|i, _, k| shapes[i][k].solidity))?;
     }
     for c in 0..nc {
-        let name = if nc == 1 { "intensity_mean".to_string() } else { format!("intensity_mean-{c}") };
-        push(&mut t, name, ColumnData::F64(each(&|f, k| f.intensity[c][k].sum / f.acc[k].n as f64)))?;
-    }
-    for (i, &a) in axes.iter().enumerate() {
-        push(&mut t, format!("bbox-{i}"), ColumnData::I64(each_i(&|f, k| f.acc[k].lo[a] as i64)))?;
-    }
-    for (i, &a) in axes.iter().enumerate() {
-        push(&mut t, format!("bbox-{}", i + axes.len()), ColumnData::I64(each_i(&|f, k| f.acc[k].hi[a] as i64 + 1)))?;
+        let sfx = if nc == 1 { String::new() } else { format!("-{c}") };
+        push(&mut t, format!("intensity_mean{sfx}"), each(&|_, f, k| f.intensity[c][k].sum / f.acc[k].n as f64))?;
+        push(&mut t, format!("intensity_min{sfx}"), each(&|_, f, k| f.intensity[c][k].min))?;
+        push(&mut t, format!("intensity_max{sfx}"), each(&|_, f, k| f.intensity[c][k].max))?;
+        push(&mut t, format!("intensity_sum{sfx}"), each(&|_, f, k| f.intensity[c][k].sum))?;
     }
     Ok(t)
+}
+
+/// Shape descriptors of one object.
+struct Shape {
+    major: f64,
+    minor: f64,
+    eccentricity: f64,
+    solidity: f64,
 }
 
 pub struct Regions;
@@ -122,8 +175,10 @@ impl Node for Regions {
         .output(
             "table",
             PortType::Table,
-            "One row per object (and time point): frame (time-lapse only), label, area, centroid-*, \
-             intensity_mean, bbox-*.",
+            "One row per object (and time point): frame (time-lapse only), label, area (pixels or voxels), \
+             area_physical and area_unit (from the voxel size), centroid-*, bbox-* (min, then max + 1), \
+             equivalent_diameter_area, axis_major_length, axis_minor_length, eccentricity and solidity (2-D), \
+             intensity_mean/min/max/sum (with an image). Lengths are in pixels, as in scikit-image.",
         )
     }
 
@@ -194,6 +249,46 @@ mod tests {
         let img = read_stack::<u8>(&f.join("image_z4.tif"));
         let l = read_stack::<u32>(&f.join("cc_conn8.tif"));
         check_against(&regions(&l, Some(&img)).unwrap(), &reference("em_cremi_c_z4", "regionprops_cc.csv"));
+    }
+
+    /// Shape and intensity columns against scikit-image (generated by
+    /// tests/fixtures/measure/make_regionprops_extra.py).
+    #[test]
+    fn shape_and_intensity_columns_match_skimage() {
+        let f = petri_testkit::fixtures().join("measure");
+        let cases = [
+            ("dsb2018_gt", sample("nuclei2d_labels.tif"), sample("nuclei2d.tif")),
+            ("dsb2018_watershed", reference("nuclei2d_dsb2018", "watershed.tif"), sample("nuclei2d.tif")),
+            ("synthetic3d_gt", sample("nuclei3d_synthetic_labels.tif"), sample("nuclei3d_synthetic.tif")),
+            (
+                "synthetic3d_watershed",
+                reference("nuclei3d_synthetic_stardist", "watershed.tif"),
+                sample("nuclei3d_synthetic.tif"),
+            ),
+        ];
+        for (name, lab, img) in cases {
+            let t = regions(&read_stack::<u32>(&lab), Some(&read_stack::<u16>(&img))).unwrap();
+            check_against(&t, &f.join(format!("regionprops_extra_{name}.csv")));
+        }
+        let em = f.join("em_cremi_c_z4");
+        let t =
+            regions(&read_stack::<u32>(&em.join("cc_conn8.tif")), Some(&read_stack::<u8>(&em.join("image_z4.tif"))))
+                .unwrap();
+        check_against(&t, &f.join("regionprops_extra_em_cc.csv"));
+    }
+
+    #[test]
+    fn physical_area_uses_the_voxel_size() {
+        use petri_api::VoxelSize;
+        let l = Stack::from_2d::<u32>(2, 2, vec![1, 1, 0, 2]).unwrap().with_voxel_size(VoxelSize {
+            y: 0.5,
+            x: 0.25,
+            unit: "micron".into(),
+            ..VoxelSize::default()
+        });
+        let t = regions(&l, None).unwrap();
+        assert_eq!(t.column("area_physical").unwrap(), &ColumnData::F64(vec![0.25, 0.125]));
+        assert_eq!(t.column("area_unit").unwrap().cell(0), "micron^2");
     }
 
     #[test]
