@@ -1,8 +1,25 @@
-//! Petri's `image` nodes.
+//! Petri's `image` nodes: filters and thresholds for 2-D and 3-D microscopy images.
 
 use petri_api::{Registry, RegistryError};
 
+pub mod gaussian;
+pub mod hist;
+pub mod threshold;
+pub mod util;
+
 /// Registers every node of this crate (one line per node).
-pub fn register(_r: &mut Registry) -> Result<(), RegistryError> {
+pub fn register(r: &mut Registry) -> Result<(), RegistryError> {
+    r.register(gaussian::Gaussian)?;
+    r.register(threshold::Threshold)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn registers_valid_specs() {
+        let mut r = petri_api::Registry::new();
+        super::register(&mut r).unwrap();
+        assert!(r.spec("image.gaussian").is_some());
+    }
 }

@@ -1,0 +1,136 @@
+//! Histograms as scikit-image's `exposure.histogram(image, nbins, source_range='image')`
+//! builds them, which the histogram thresholds (Otsu, triangle) depend on bin for bin:
+//! integer images get one bin per integer from min to max; float images get `nbins` equal
+//! bins over [min, max] placed exactly as `numpy.histogram` places them (computed in f64).
+
+use petri_api::{Buffer, Pixel};
+use rayon::prelude::*;
+
+/// Integer ranges wider than this fall back to 256 float bins (scikit-image would allocate one
+/// bin per integer, which for a u32 image could be 4 billion bins).
+pub const MAX_INT_BINS: u64 = 1 << 24;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Histogram {
+    pub counts: Vec<u64>,
+    pub centers: Vec<f64>,
+    /// One bin per integer (centers are the integers themselves).
+    pub integer: bool,
+}
+
+/// Minimum and maximum of a slice (NaN-free input assumed), in parallel.
+pub fn min_max<P: Pixel>(px: &[P]) -> (f64, f64) {
+    px.par_chunks(1 << 16)
+        .map(|c| {
+            let mut lo = f64::INFINITY;
+            let mut hi = f64::NEG_INFINITY;
+            for &v in c {
+                let v = v.to_f64();
+                lo = lo.min(v);
+                hi = hi.max(v);
+            }
+            (lo, hi)
+        })
+        .reduce(|| (f64::INFINITY, f64::NEG_INFINITY), |a, b| (a.0.min(b.0), a.1.max(b.1)))
+}
+
+/// numpy's equal-width bin edges: `linspace(lo, hi, nbins + 1)`, i.e. `i·step + lo` with the last
+/// edge set to `hi` (an empty range is widened to lo − 0.5 .. hi + 0.5 first, as numpy does).
+pub fn numpy_edges(lo: f64, hi: f64, nbins: usize) -> Vec<f64> {
+    let (lo, hi) = if lo == hi { (lo - 0.5, hi + 0.5) } else { (lo, hi) };
+    let step = (hi - lo) / nbins as f64;
+    let mut e: Vec<f64> = (0..=nbins).map(|i| i as f64 * step + lo).collect();
+    e[nbins] = hi;
+    e
+}
+
+/// numpy's bin of `v` for the edges above (values outside are not expected).
+#[inline]
+pub fn numpy_bin(v: f64, edges: &[f64]) -> usize {
+    let nb = edges.len() - 1;
+    let (lo, hi) = (edges[0], edges[nb]);
+    let f = (v - lo) / (hi - lo) * nb as f64;
+    let mut i = (f as isize).clamp(0, nb as isize) as usize;
+    if i == nb {
+        i -= 1;
+    }
+    // numpy corrects the division's rounding against the stored edges.
+    if v < edges[i] && i > 0 {
+        i -= 1;
+    } else if i + 1 < nb && v >= edges[i + 1] {
+        i += 1;
+    }
+    i
+}
+
+/// The histogram of all pixels of a buffer (the whole stack: every t, c, z).
+pub fn histogram(buf: &Buffer, nbins: usize) -> Histogram {
+    petri_api::with_pixels!(buf, px => histogram_of(px, nbins))
+}
+
+pub fn histogram_of<P: Pixel>(px: &[P], nbins: usize) -> Histogram {
+    let (lo, hi) = min_max(px);
+    if P::DTYPE.is_integer() && ((hi - lo) as u64) < MAX_INT_BINS {
+        let nb = (hi - lo) as usize + 1;
+        let lo_i = lo as u64;
+        let counts = px
+            .par_chunks(1 << 16)
+            .fold(
+                || vec![0u64; nb],
+                |mut h, c| {
+                    for &v in c {
+                        h[(v.to_f64() as u64 - lo_i) as usize] += 1;
+                    }
+                    h
+                },
+            )
+            .reduce(|| vec![0u64; nb], add_counts);
+        let centers = (0..nb).map(|i| lo + i as f64).collect();
+        return Histogram { counts, centers, integer: true };
+    }
+    let edges = numpy_edges(lo, hi, nbins);
+    let counts = px
+        .par_chunks(1 << 16)
+        .fold(
+            || vec![0u64; nbins],
+            |mut h, c| {
+                for &v in c {
+                    h[numpy_bin(v.to_f64(), &edges)] += 1;
+                }
+                h
+            },
+        )
+        .reduce(|| vec![0u64; nbins], add_counts);
+    let centers = edges.windows(2).map(|e| (e[0] + e[1]) / 2.0).collect();
+    Histogram { counts, centers, integer: false }
+}
+
+fn add_counts(mut a: Vec<u64>, b: Vec<u64>) -> Vec<u64> {
+    for (x, y) in a.iter_mut().zip(b) {
+        *x += y;
+    }
+    a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integer_bins_one_per_value() {
+        let h = histogram_of(&[3u16, 5, 5, 7], 256);
+        assert!(h.integer);
+        assert_eq!(h.counts, vec![1, 0, 2, 0, 1]);
+        assert_eq!(h.centers, vec![3.0, 4.0, 5.0, 6.0, 7.0]);
+    }
+
+    #[test]
+    fn float_bins_like_numpy() {
+        // np.histogram([0, .1, .5, 1], bins=4) -> [2, 0, 1, 1]; centers .125 .375 .625 .875
+        let h = histogram_of(&[0.0f32, 0.1, 0.5, 1.0], 4);
+        assert_eq!(h.counts, vec![2, 0, 1, 1]);
+        assert_eq!(h.centers, vec![0.125, 0.375, 0.625, 0.875]);
+        let e = numpy_edges(2.0, 2.0, 2);
+        assert_eq!(e, vec![1.5, 2.0, 2.5]);
+    }
+}
