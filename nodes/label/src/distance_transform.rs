@@ -88,7 +88,7 @@ mod tests {
 
     #[test]
     fn uses_voxel_size_and_refuses_no_background() {
-        let mut v = vec![1u8; 3 * 1 * 1];
+        let mut v = vec![1u8; 3];
         v[0] = 0;
         let s = Stack::from_3d(3, 1, 1, v).unwrap().with_voxel_size(VoxelSize { z: 2.5, ..VoxelSize::default() });
         let ctx = NodeCtx::detached();

@@ -126,23 +126,44 @@ fn pass(d2: &mut [f64], feat: Option<&mut [u32]>, shape: Shape3, axis: usize, sp
     let feats = feat.is_some();
     let fptr = SyncPtr(feat.map_or(std::ptr::null_mut(), |f| f.as_mut_ptr()));
     if axis == 2 {
-        // Rows are contiguous: split into chunks of rows.
+        // First pass on the binary input (0 at sites, ∞ elsewhere): the nearest site along a
+        // row is found by two scans, no parabolas needed. Ties go to the site on the left.
         let rows_per_task = (65536 / w.max(1)).max(1);
         d2.par_chunks_mut(w * rows_per_task).enumerate().for_each(|(ci, chunk)| {
-            let mut s = Scratch::new(w);
+            let mut next = vec![usize::MAX; w];
             for (ri, row) in chunk.chunks_mut(w).enumerate() {
                 let base = (ci * rows_per_task + ri) * w;
-                s.f[..w].copy_from_slice(row);
-                if feats {
-                    // SAFETY: each row belongs to exactly one task; `feat` has the length of `d2`.
-                    let fr = unsafe { std::slice::from_raw_parts_mut(fptr.get().add(base), w) };
-                    s.feat[..w].copy_from_slice(fr);
-                    s.envelope(w, spacing, true);
-                    fr.copy_from_slice(&s.out_feat[..w]);
-                } else {
-                    s.envelope(w, spacing, false);
+                let mut nx = usize::MAX;
+                for q in (0..w).rev() {
+                    if row[q] == 0.0 {
+                        nx = q;
+                    }
+                    next[q] = nx;
                 }
-                row.copy_from_slice(&s.out[..w]);
+                let mut prev = usize::MAX;
+                // SAFETY: each row belongs to exactly one task; `feat` has the length of `d2`.
+                let fr = feats.then(|| unsafe { std::slice::from_raw_parts_mut(fptr.get().add(base), w) });
+                let mut fr = fr;
+                for q in 0..w {
+                    if row[q] == 0.0 {
+                        prev = q;
+                    }
+                    let dp = if prev == usize::MAX { usize::MAX } else { q - prev };
+                    let dn = if next[q] == usize::MAX { usize::MAX } else { next[q] - q };
+                    let (dist, site) = if dp <= dn { (dp, prev) } else { (dn, next[q]) };
+                    if dist == usize::MAX {
+                        row[q] = f64::INFINITY;
+                        if let Some(f) = fr.as_deref_mut() {
+                            f[q] = NO_SITE;
+                        }
+                    } else {
+                        let dd = dist as f64 * spacing;
+                        row[q] = dd * dd;
+                        if let Some(f) = fr.as_deref_mut() {
+                            f[q] = (base + site) as u32;
+                        }
+                    }
+                }
             }
         });
         return;
@@ -150,36 +171,57 @@ fn pass(d2: &mut [f64], feat: Option<&mut [u32]>, shape: Shape3, axis: usize, sp
     // Lines along Y (within each z plane) or along Z (for each y): element i of the line
     // starting at `base` is `base + i * stride`.
     let (n, stride, outer, outer_step) = if axis == 1 { (h, w, d, h * w) } else { (d, h * w, h, w) };
+    // Blocks of XB consecutive x: each row segment of a block is one contiguous copy, so every
+    // cache line is read once (a plain strided gather thrashes the cache when the stride is a
+    // power of two, as in 256×256 planes).
     const XB: usize = 16;
     let blocks = w.div_ceil(XB);
     let ptr = SyncPtr(d2.as_mut_ptr());
     (0..outer * blocks).into_par_iter().for_each_init(
-        || Scratch::new(n),
-        |s, job| {
+        || (Scratch::new(n), vec![0.0f64; n * XB], vec![0u32; if feats { n * XB } else { 0 }]),
+        |(s, blk, fblk), job| {
             let (o, b) = (job / blocks, job % blocks);
             let x0 = b * XB;
-            let x1 = (x0 + XB).min(w);
-            for x in x0..x1 {
-                let base = o * outer_step + x;
-                // SAFETY: the lines of different (o, x) are disjoint sets of indices < d2.len(),
-                // and each (o, x) belongs to exactly one job.
-                unsafe {
-                    for i in 0..n {
-                        s.f[i] = *ptr.get().add(base + i * stride);
-                    }
+            let bw = (x0 + XB).min(w) - x0;
+            let base = o * outer_step + x0;
+            // SAFETY: the block (o, x0..x0+bw) of every line is owned by this job alone, and all
+            // indices are < d2.len() (= feat.len()).
+            unsafe {
+                for i in 0..n {
+                    let src = std::slice::from_raw_parts(ptr.get().add(base + i * stride), bw);
+                    blk[i * XB..i * XB + bw].copy_from_slice(src);
                     if feats {
-                        for i in 0..n {
-                            s.feat[i] = *fptr.get().add(base + i * stride);
-                        }
+                        let fsrc = std::slice::from_raw_parts(fptr.get().add(base + i * stride), bw);
+                        fblk[i * XB..i * XB + bw].copy_from_slice(fsrc);
                     }
-                    s.envelope(n, spacing, feats);
+                }
+            }
+            for j in 0..bw {
+                for i in 0..n {
+                    s.f[i] = blk[i * XB + j];
+                }
+                if feats {
                     for i in 0..n {
-                        *ptr.get().add(base + i * stride) = s.out[i];
+                        s.feat[i] = fblk[i * XB + j];
                     }
+                }
+                s.envelope(n, spacing, feats);
+                for i in 0..n {
+                    blk[i * XB + j] = s.out[i];
+                }
+                if feats {
+                    for i in 0..n {
+                        fblk[i * XB + j] = s.out_feat[i];
+                    }
+                }
+            }
+            unsafe {
+                for i in 0..n {
+                    let dst = std::slice::from_raw_parts_mut(ptr.get().add(base + i * stride), bw);
+                    dst.copy_from_slice(&blk[i * XB..i * XB + bw]);
                     if feats {
-                        for i in 0..n {
-                            *fptr.get().add(base + i * stride) = s.out_feat[i];
-                        }
+                        let fdst = std::slice::from_raw_parts_mut(fptr.get().add(base + i * stride), bw);
+                        fdst.copy_from_slice(&fblk[i * XB..i * XB + bw]);
                     }
                 }
             }

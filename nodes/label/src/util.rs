@@ -95,3 +95,74 @@ pub fn finite_f64(stack: &Stack, port: &str) -> Result<Vec<f64>, NodeError> {
     stack.check_finite().map_err(|m| NodeError::input(port, m))?;
     Ok(stack.buffer().to_f64_vec())
 }
+
+/// Neighbour offsets (dz, dy, dx) of a connectivity, in skimage's order (by distance, then by
+/// raveled offset), which decides queue ages and therefore tie-breaking in the watershed.
+/// 2-D volumes (z = 1) get no z offsets.
+pub fn neighbour_offsets(shape: Shape3, conn: Connectivity) -> Vec<[isize; 3]> {
+    let three_d = shape[0] > 1;
+    let mut v = Vec::new();
+    for dz in -1isize..=1 {
+        if dz != 0 && !three_d {
+            continue;
+        }
+        for dy in -1isize..=1 {
+            for dx in -1isize..=1 {
+                let nz = (dz != 0) as u32 + (dy != 0) as u32 + (dx != 0) as u32;
+                if nz == 0 || (conn == Connectivity::Face && nz > 1) {
+                    continue;
+                }
+                v.push([dz, dy, dx]);
+            }
+        }
+    }
+    // Lexicographic (dz, dy, dx) equals raveled-offset order; stable sort keeps it within a distance.
+    v.sort_by_key(|o| o.iter().map(|a| a * a).sum::<isize>());
+    v
+}
+
+/// Precomputed neighbour access for a volume: flat offsets plus bounds checks.
+pub struct Neighbourhood {
+    pub offsets: Vec<[isize; 3]>,
+    flat: Vec<isize>,
+    shape: Shape3,
+}
+
+impl Neighbourhood {
+    pub fn new(shape: Shape3, conn: Connectivity) -> Neighbourhood {
+        let offsets = neighbour_offsets(shape, conn);
+        let [_, h, w] = shape;
+        let flat = offsets.iter().map(|o| o[0] * (h * w) as isize + o[1] * w as isize + o[2]).collect();
+        Neighbourhood { offsets, flat, shape }
+    }
+
+    /// Calls `f(neighbour index)` for every in-volume neighbour of pixel `i`, in order.
+    #[inline]
+    pub fn for_each(&self, i: usize, mut f: impl FnMut(usize)) {
+        let [d, h, w] = self.shape;
+        let x = i % w;
+        let y = (i / w) % h;
+        let z = i / (w * h);
+        let interior = x > 0 && x + 1 < w && y > 0 && y + 1 < h && (d == 1 || (z > 0 && z + 1 < d));
+        if interior {
+            for &o in &self.flat {
+                f((i as isize + o) as usize);
+            }
+        } else {
+            for (k, o) in self.offsets.iter().enumerate() {
+                let (nz, ny, nx) = (z as isize + o[0], y as isize + o[1], x as isize + o[2]);
+                if nz < 0 || ny < 0 || nx < 0 || nz >= d as isize || ny >= h as isize || nx >= w as isize {
+                    continue;
+                }
+                f((i as isize + self.flat[k]) as usize);
+            }
+        }
+    }
+}
+
+/// Order-preserving map from f64 to u64 (−0 and +0 map alike; NaN must be excluded before).
+#[inline]
+pub fn order_key(v: f64) -> u64 {
+    let b = (v + 0.0).to_bits();
+    if b >> 63 == 1 { !b } else { b | (1 << 63) }
+}
