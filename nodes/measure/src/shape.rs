@@ -30,6 +30,7 @@ pub fn inertia_eigvals(a: &Acc, ndim: usize) -> Vec<f64> {
 /// Eigenvalues of a symmetric 3×3 matrix by cyclic Jacobi rotations. Hand-written because
 /// a linear-algebra crate would be a large dependency for one 3×3 problem; Jacobi is
 /// accurate to a few ulps relative to the largest eigenvalue.
+#[allow(clippy::needless_range_loop)] // index form mirrors the rotation formulas
 fn jacobi_eigvals3(mut a: [[f64; 3]; 3]) -> [f64; 3] {
     for _sweep in 0..50 {
         let off = a[0][1] * a[0][1] + a[0][2] * a[0][2] + a[1][2] * a[1][2];
