@@ -4,12 +4,14 @@ use petri_api::{Registry, RegistryError};
 
 pub mod gaussian;
 pub mod hist;
+pub mod median;
 pub mod threshold;
 pub mod util;
 
 /// Registers every node of this crate (one line per node).
 pub fn register(r: &mut Registry) -> Result<(), RegistryError> {
     r.register(gaussian::Gaussian)?;
+    r.register(median::Median)?;
     r.register(threshold::Threshold)?;
     Ok(())
 }
