@@ -7,6 +7,7 @@ pub mod connected_components;
 pub mod distance_transform;
 pub mod edt;
 pub mod queue;
+pub mod seeds;
 pub mod util;
 pub mod watershed;
 
@@ -14,6 +15,7 @@ pub mod watershed;
 pub fn register(r: &mut Registry) -> Result<(), RegistryError> {
     r.register(connected_components::ConnectedComponents)?;
     r.register(distance_transform::DistanceTransform)?;
+    r.register(seeds::Seeds)?;
     r.register(watershed::Watershed)?;
     Ok(())
 }

@@ -166,3 +166,134 @@ pub fn order_key(v: f64) -> u64 {
     let b = (v + 0.0).to_bits();
     if b >> 63 == 1 { !b } else { b | (1 << 63) }
 }
+
+/// Bounding box of an object: inclusive-exclusive ranges per axis (Z, Y, X).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BBox {
+    pub lo: [usize; 3],
+    pub hi: [usize; 3],
+}
+
+impl BBox {
+    pub fn shape(&self) -> Shape3 {
+        [self.hi[0] - self.lo[0], self.hi[1] - self.lo[1], self.hi[2] - self.lo[2]]
+    }
+
+    /// Grows by `r` on every side, clipped to `shape`.
+    pub fn grow(&self, r: [usize; 3], shape: Shape3) -> BBox {
+        let mut b = *self;
+        for a in 0..3 {
+            b.lo[a] = b.lo[a].saturating_sub(r[a]);
+            b.hi[a] = (b.hi[a] + r[a]).min(shape[a]);
+        }
+        b
+    }
+
+    /// Flat volume indices of the box's pixels, in raster order, with their crop index.
+    pub fn for_each(&self, shape: Shape3, mut f: impl FnMut(usize, usize)) {
+        let [_, h, w] = shape;
+        let mut k = 0;
+        for z in self.lo[0]..self.hi[0] {
+            for y in self.lo[1]..self.hi[1] {
+                let row = (z * h + y) * w;
+                for x in self.lo[2]..self.hi[2] {
+                    f(k, row + x);
+                    k += 1;
+                }
+            }
+        }
+    }
+}
+
+/// Bounding boxes of every non-zero label of a volume, sorted by label id.
+pub fn bboxes(labels: &[u32], shape: Shape3) -> Vec<(u32, BBox)> {
+    let [_, h, w] = shape;
+    let empty = BBox { lo: [usize::MAX; 3], hi: [0; 3] };
+    let add = |b: &mut BBox, z: usize, y: usize, x0: usize, x1: usize| {
+        b.lo = [b.lo[0].min(z), b.lo[1].min(y), b.lo[2].min(x0)];
+        b.hi = [b.hi[0].max(z + 1), b.hi[1].max(y + 1), b.hi[2].max(x1 + 1)];
+    };
+    let max = labels.iter().copied().max().unwrap_or(0) as usize;
+    let mut out: Vec<(u32, BBox)>;
+    if max <= 4 * labels.len() + 1024 {
+        let mut v = vec![empty; max + 1];
+        for (r, row) in labels.chunks(w).enumerate() {
+            let (z, y) = (r / h, r % h);
+            for (x, &l) in row.iter().enumerate() {
+                if l != 0 {
+                    add(&mut v[l as usize], z, y, x, x);
+                }
+            }
+        }
+        out = v.into_iter().enumerate().filter(|(_, b)| b.hi[2] > 0).map(|(l, b)| (l as u32, b)).collect();
+    } else {
+        let mut m = std::collections::HashMap::new();
+        for (r, row) in labels.chunks(w).enumerate() {
+            let (z, y) = (r / h, r % h);
+            for (x, &l) in row.iter().enumerate() {
+                if l != 0 {
+                    add(m.entry(l).or_insert(empty), z, y, x, x);
+                }
+            }
+        }
+        out = m.into_iter().collect();
+        out.sort_by_key(|p| p.0);
+    }
+    out
+}
+
+/// Running maximum over a window of radius `r` (clipped at the ends) of `line`, into `out`.
+#[allow(clippy::needless_range_loop)] // index-based window bounds read clearer here
+pub fn running_max(line: &[f64], r: usize, out: &mut [f64], dq: &mut std::collections::VecDeque<usize>) {
+    let n = line.len();
+    dq.clear();
+    let mut j = 0;
+    for i in 0..n {
+        let hi = (i + r).min(n - 1);
+        while j <= hi {
+            while dq.back().is_some_and(|&b| line[b] <= line[j]) {
+                dq.pop_back();
+            }
+            dq.push_back(j);
+            j += 1;
+        }
+        let lo = i.saturating_sub(r);
+        while dq.front().is_some_and(|&f| f < lo) {
+            dq.pop_front();
+        }
+        out[i] = dq.front().map_or(f64::NEG_INFINITY, |&f| line[f]);
+    }
+}
+
+/// Box maximum filter of radius `r` per axis (window clipped at the volume's edges, like
+/// scipy's `maximum_filter(mode='nearest')`), in place. Sequential: callers parallelise.
+pub fn max_filter_box(data: &mut [f64], shape: Shape3, r: [usize; 3]) {
+    let [d, h, w] = shape;
+    let mut dq = std::collections::VecDeque::new();
+    let n_max = d.max(h).max(w);
+    let (mut line, mut out) = (vec![0.0; n_max], vec![0.0; n_max]);
+    for axis in [2usize, 1, 0] {
+        if shape[axis] <= 1 || r[axis] == 0 {
+            continue;
+        }
+        let (n, stride) = match axis {
+            2 => (w, 1),
+            1 => (h, w),
+            _ => (d, h * w),
+        };
+        let starts: Vec<usize> = match axis {
+            2 => (0..d * h).map(|r| r * w).collect(),
+            1 => (0..d).flat_map(|z| (0..w).map(move |x| z * h * w + x)).collect(),
+            _ => (0..h * w).collect(),
+        };
+        for start in starts {
+            for i in 0..n {
+                line[i] = data[start + i * stride];
+            }
+            running_max(&line[..n], r[axis], &mut out[..n], &mut dq);
+            for i in 0..n {
+                data[start + i * stride] = out[i];
+            }
+        }
+    }
+}
