@@ -1,8 +1,32 @@
-//! Petri's `io` nodes.
+//! Petri's `io` nodes: reading microscopy images (TIFF/ImageJ, PNG, JPEG, BMP, folders) into
+//! canonical stacks, and writing ImageJ TIFFs and CSV tables. See docs/io.md.
+
+pub mod imagej;
+pub mod layout;
+pub mod load;
+pub mod load_labels;
+pub mod load_stack;
+pub mod raster;
+pub mod save_table;
+pub mod save_tiff;
+pub mod tiffread;
+pub mod tiffwrite;
+pub mod util;
+
+pub use load::{LoadOptions, Source};
+pub use load_labels::load_labels;
+pub use load_stack::load_stack;
+pub use save_table::save_table;
+pub use save_tiff::{StackKind, save_tiff};
+pub use tiffwrite::Compression;
 
 use petri_api::{Registry, RegistryError};
 
 /// Registers every node of this crate (one line per node).
-pub fn register(_r: &mut Registry) -> Result<(), RegistryError> {
+pub fn register(r: &mut Registry) -> Result<(), RegistryError> {
+    r.register(load_stack::LoadStack)?;
+    r.register(load_labels::LoadLabels)?;
+    r.register(save_tiff::SaveTiff)?;
+    r.register(save_table::SaveTable)?;
     Ok(())
 }
