@@ -1,4 +1,6 @@
-//! Petri's `learn` nodes.
+//! Petri's `learn` nodes: datasets, augmentation, U-Nets, training and prediction on candle.
+
+pub mod ops;
 
 use petri_api::{Registry, RegistryError};
 
