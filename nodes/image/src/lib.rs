@@ -2,6 +2,7 @@
 
 use petri_api::{Registry, RegistryError};
 
+pub mod clahe;
 pub mod gaussian;
 pub mod hist;
 pub mod median;
@@ -10,6 +11,7 @@ pub mod util;
 
 /// Registers every node of this crate (one line per node).
 pub fn register(r: &mut Registry) -> Result<(), RegistryError> {
+    r.register(clahe::Clahe)?;
     r.register(gaussian::Gaussian)?;
     r.register(median::Median)?;
     r.register(threshold::Threshold)?;
