@@ -24,50 +24,60 @@ use crate::util::{Connectivity, Shape3, map_volumes};
 
 /// Foreground runs of a volume, row by row (rows in raster order, runs in x order).
 pub(crate) struct Runs {
-    /// Run `i` covers x in `start[i]..end[i]`.
+    /// Run `i` covers x in `start[i]..end[i]` and has class (non-zero value) `class[i]`.
     pub start: Vec<u32>,
     pub end: Vec<u32>,
+    pub class: Vec<u32>,
     /// Runs of row `r` are `row[r]..row[r + 1]`.
     pub row: Vec<usize>,
 }
 
 impl Runs {
-    /// Runs of the pixels where `fg` holds, rows processed in parallel.
-    pub fn find<P: Pixel>(vol: &[P], shape: Shape3, fg: impl Fn(P) -> bool + Sync) -> Runs {
+    /// Runs of pixels of equal non-zero `class`, rows processed in parallel.
+    pub fn find<P: Pixel>(vol: &[P], shape: Shape3, class: impl Fn(P) -> u32 + Sync) -> Runs {
         let w = shape[2];
         let rows = shape[0] * shape[1];
         // Chunks of rows so each task allocates once; the order of chunks is kept by collect.
         let chunk_rows = (rows / 64).clamp(1, 256);
-        let parts: Vec<(Vec<u32>, Vec<u32>, Vec<usize>)> = vol
+        type Part = (Vec<u32>, Vec<u32>, Vec<u32>, Vec<usize>);
+        let parts: Vec<Part> = vol
             .par_chunks(w * chunk_rows)
             .map(|chunk| {
-                let (mut s, mut e, mut counts) = (Vec::new(), Vec::new(), Vec::new());
+                let (mut s, mut e, mut k, mut counts) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
                 for row in chunk.chunks(w) {
                     let before = s.len();
                     let mut x = 0;
                     while x < w {
-                        if fg(row[x]) {
+                        let c = class(row[x]);
+                        if c != 0 {
                             let x0 = x;
-                            while x < w && fg(row[x]) {
+                            while x < w && class(row[x]) == c {
                                 x += 1;
                             }
                             s.push(x0 as u32);
                             e.push(x as u32);
+                            k.push(c);
                         } else {
                             x += 1;
                         }
                     }
                     counts.push(s.len() - before);
                 }
-                (s, e, counts)
+                (s, e, k, counts)
             })
             .collect();
         let total: usize = parts.iter().map(|p| p.0.len()).sum();
-        let mut runs = Runs { start: Vec::with_capacity(total), end: Vec::with_capacity(total), row: vec![0] };
+        let mut runs = Runs {
+            start: Vec::with_capacity(total),
+            end: Vec::with_capacity(total),
+            class: Vec::with_capacity(total),
+            row: vec![0],
+        };
         runs.row.reserve(rows);
-        for (s, e, counts) in parts {
+        for (s, e, k, counts) in parts {
             runs.start.extend(s);
             runs.end.extend(e);
+            runs.class.extend(k);
             for c in counts {
                 let last = *runs.row.last().unwrap_or(&0);
                 runs.row.push(last + c);
@@ -145,7 +155,7 @@ fn unite_rows(runs: &Runs, uf: &mut MinUnionFind, a: usize, b: usize, diagonal: 
     let slack = diagonal as u32;
     while i < ra.end && j < rb.end {
         let (sa, ea, sb, eb) = (runs.start[i], runs.end[i], runs.start[j], runs.end[j]);
-        if sb < ea + slack && sa < eb + slack {
+        if sb < ea + slack && sa < eb + slack && runs.class[i] == runs.class[j] {
             uf.union(i as u32, j as u32);
         }
         if ea < eb {
@@ -164,12 +174,28 @@ pub fn label_volume_by<P: Pixel>(
     conn: Connectivity,
     fg: impl Fn(P) -> bool + Sync,
 ) -> (Vec<u32>, u32) {
+    label_classes(vol, shape, conn, move |v| fg(v) as u32)
+}
+
+/// Connected regions of equal non-zero value of a label volume (skimage `label(labels)`): an id
+/// split into separate pieces gives one region per piece. Numbered like [`label_volume_by`].
+pub fn label_regions(vol: &[u32], shape: Shape3, conn: Connectivity) -> (Vec<u32>, u32) {
+    label_classes(vol, shape, conn, |v| v)
+}
+
+/// Connected regions of pixels of equal non-zero `class(v)`.
+fn label_classes<P: Pixel>(
+    vol: &[P],
+    shape: Shape3,
+    conn: Connectivity,
+    class: impl Fn(P) -> u32 + Sync,
+) -> (Vec<u32>, u32) {
     let [d, h, w] = shape;
     let mut out = vec![0u32; vol.len()];
     if vol.is_empty() {
         return (out, 0);
     }
-    let runs = Runs::find(vol, shape, fg);
+    let runs = Runs::find(vol, shape, class);
     let n = runs.len();
     let mut uf = MinUnionFind::new(n);
     let full = conn == Connectivity::Full;
@@ -298,6 +324,18 @@ mod tests {
         assert_eq!(face[9], 2);
         assert_eq!(face[0], 1);
         assert_eq!(face[2], 1);
+    }
+
+    #[test]
+    fn regions_of_a_label_image_split_by_value() {
+        // Ids 5 and 7 touch; each also has a separate piece (diagonal only).
+        let l: Vec<u32> = vec![5, 5, 7, 0, 5, 0, 7, 0, 5];
+        let (r, n) = label_regions(&l, [1, 3, 3], Connectivity::Face);
+        assert_eq!(n, 4);
+        assert_eq!(r, vec![1, 1, 2, 0, 1, 0, 3, 0, 4]);
+        let (r, n) = label_regions(&l, [1, 3, 3], Connectivity::Full);
+        assert_eq!(n, 3);
+        assert_eq!(r, vec![1, 1, 2, 0, 1, 0, 3, 0, 1]);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Helpers shared by the label nodes: connectivity, per-volume iteration, parameter parsing.
 
 use petri_api::{NodeError, Params, Pixel, Stack};
+use rayon::prelude::*;
 
 /// Which neighbours touch: `Face` = 4 in 2-D / 6 in 3-D (skimage `connectivity=1`),
 /// `Full` = 8 / 26 (skimage `connectivity=ndim`).
@@ -296,4 +297,73 @@ pub fn max_filter_box(data: &mut [f64], shape: Shape3, r: [usize; 3]) {
             }
         }
     }
+}
+
+/// A raw pointer that may cross threads, for parallel tasks writing provably disjoint elements
+/// (different lines of one volume), which safe slices cannot express.
+#[derive(Clone, Copy)]
+pub(crate) struct SyncPtr<T>(pub *mut T);
+unsafe impl<T> Send for SyncPtr<T> {}
+unsafe impl<T> Sync for SyncPtr<T> {}
+
+impl<T> SyncPtr<T> {
+    /// Through a method so closures capture the whole (Sync) wrapper, not the raw field.
+    #[inline]
+    pub fn get(self) -> *mut T {
+        self.0
+    }
+}
+
+/// Applies `f` to every line of `data` along `axis` (0 = Z, 1 = Y, 2 = X), in parallel. Lines
+/// along Y and Z are copied in blocks of consecutive x (one contiguous copy per row segment) so
+/// strided access does not thrash the cache.
+pub fn map_lines<T: Copy + Default + Send + Sync>(
+    data: &mut [T],
+    shape: Shape3,
+    axis: usize,
+    f: impl Fn(&mut [T]) + Sync,
+) {
+    let [d, h, w] = shape;
+    if axis == 2 {
+        data.par_chunks_mut(w).for_each(&f);
+        return;
+    }
+    let (n, stride, outer, outer_step) = if axis == 1 { (h, w, d, h * w) } else { (d, h * w, h, w) };
+    const XB: usize = 16;
+    let blocks = w.div_ceil(XB);
+    let ptr = SyncPtr(data.as_mut_ptr());
+    let len = data.len();
+    (0..outer * blocks).into_par_iter().for_each_init(
+        || (vec![T::default(); n * XB], vec![T::default(); n]),
+        |(blk, line), job| {
+            let (o, b) = (job / blocks, job % blocks);
+            let x0 = b * XB;
+            let bw = (x0 + XB).min(w) - x0;
+            let base = o * outer_step + x0;
+            debug_assert!(base + (n - 1) * stride + bw <= len);
+            // SAFETY: the segment (o, x0..x0+bw) of every line belongs to this job alone and
+            // lies inside `data`.
+            unsafe {
+                for i in 0..n {
+                    let src = std::slice::from_raw_parts(ptr.get().add(base + i * stride), bw);
+                    blk[i * XB..i * XB + bw].copy_from_slice(src);
+                }
+            }
+            for j in 0..bw {
+                for i in 0..n {
+                    line[i] = blk[i * XB + j];
+                }
+                f(line);
+                for i in 0..n {
+                    blk[i * XB + j] = line[i];
+                }
+            }
+            unsafe {
+                for i in 0..n {
+                    let dst = std::slice::from_raw_parts_mut(ptr.get().add(base + i * stride), bw);
+                    dst.copy_from_slice(&blk[i * XB..i * XB + bw]);
+                }
+            }
+        },
+    );
 }
