@@ -14,12 +14,12 @@
 //!   objects reach the same background pixel the larger id wins (scipy `grey_dilation` on the
 //!   background). Opening = erosion then dilation; closing = dilation then erosion.
 
-use petri_api::{NodeError, Params};
+use petri_api::{Inputs, NodeError, NodeSpec, Outputs, ParamSpec, Params, PortType, Stack, Value};
 use rayon::prelude::*;
 
 use crate::connected_components::label_volume_by;
 use crate::edt::edt_sq;
-use crate::util::{BBox, Connectivity, Shape3, bboxes, map_lines};
+use crate::util::{BBox, Connectivity, Shape3, bboxes, map_lines, spacing_of};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Footprint {
@@ -295,72 +295,8 @@ pub fn remove_small_holes_mask(m: &[u8], shape: Shape3, min_size: usize, conn: C
     (0..m.len()).into_par_iter().map(|i| (m[i] != 0 || size[comp[i] as usize] < min_size) as u8).collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ball(r: f64) -> Structuring {
-        Structuring { footprint: Footprint::Ball, radius: r, spacing: [1.0; 3] }
-    }
-
-    #[test]
-    fn ball_and_box_on_a_square() {
-        // 7×7 with a 5×5 square in the middle.
-        let m: Vec<u8> = (0..49).map(|i| (i / 7 >= 1 && i / 7 <= 5 && i % 7 >= 1 && i % 7 <= 5) as u8).collect();
-        let e = erode_mask(&m, [1, 7, 7], &ball(1.0));
-        assert_eq!(e.iter().filter(|&&v| v == 1).count(), 9);
-        let bx = Structuring { footprint: Footprint::Box, ..ball(1.0) };
-        assert_eq!(erode_mask(&m, [1, 7, 7], &bx), e);
-        // Dilating by a disk of radius 1 adds the 4-neighbours ring without corners.
-        let d = dilate_mask(&m, [1, 7, 7], &ball(1.0));
-        assert_eq!(d.iter().filter(|&&v| v == 1).count(), 49 - 4);
-        assert_eq!(dilate_mask(&m, [1, 7, 7], &bx).iter().filter(|&&v| v == 1).count(), 49);
-        // The image edge does not erode.
-        let full = vec![1u8; 9];
-        assert_eq!(erode_mask(&full, [1, 3, 3], &ball(1.0)), full);
-        assert_eq!(erode_mask(&full, [1, 3, 3], &bx), full);
-    }
-
-    #[test]
-    fn labels_erode_apart_and_dilate_into_background_only() {
-        // Two touching objects on a line.
-        let l = vec![0u32, 1, 1, 1, 2, 2, 2, 0, 0];
-        assert_eq!(erode_labels(&l, [1, 1, 9], &ball(1.0)), vec![0, 0, 1, 0, 0, 2, 0, 0, 0]);
-        assert_eq!(dilate_labels(&l, [1, 1, 9], &ball(1.0)), vec![1, 1, 1, 1, 2, 2, 2, 2, 0]);
-        let gap = vec![1u32, 0, 2];
-        assert_eq!(dilate_labels(&gap, [1, 1, 3], &ball(1.0)), vec![1, 2, 2]);
-    }
-
-    #[test]
-    fn holes_and_small_things() {
-        #[rustfmt::skip]
-        let m: Vec<u8> = vec![
-            1, 1, 1, 0, 0,
-            1, 0, 1, 0, 1,
-            1, 1, 1, 0, 0,
-            0, 0, 0, 0, 0,
-        ];
-        let f = fill_holes_mask(&m, [1, 4, 5]);
-        assert_eq!(f[6], 1);
-        assert_eq!(f.iter().map(|&v| v as usize).sum::<usize>(), 10);
-        let r = remove_small_objects_mask(&m, [1, 4, 5], 2, Connectivity::Full);
-        assert_eq!(r[9], 0);
-        assert_eq!(r[0], 1);
-        let h = remove_small_holes_mask(&m, [1, 4, 5], 2, Connectivity::Face);
-        assert_eq!(h[6], 1);
-        assert_eq!(h[3], 0);
-        let l: Vec<u32> = m.iter().map(|&v| v as u32 * 3).collect();
-        assert_eq!(fill_holes_labels(&l, [1, 4, 5])[6], 3);
-        assert_eq!(remove_small_objects_labels(&[3, 3, 4, 0], 2), vec![3, 3, 0, 0]);
-    }
-}
-
 // ---------------------------------------------------------------- node plumbing shared by the
 // erode/dilate/open/close nodes (each node file is a thin adapter over these).
-
-use petri_api::{Inputs, NodeSpec, Outputs, ParamSpec, PortType, Stack, Value};
-
-use crate::util::spacing_of;
 
 /// The spec of a morphology node on masks (`labels` false) or labels.
 pub(crate) fn morph_spec(id: &str, doc: &str, labels: bool) -> NodeSpec {
@@ -432,5 +368,65 @@ pub(crate) fn run_morph(
         let st = Structuring::from_params(p, spacing_of(s, p.bool("use_spacing")?, "use_spacing")?)?;
         let out = apply_mask(s, "mask", |v, sh| mask_op(v, sh, &st))?;
         Ok(Outputs::new().with("mask", Value::Mask(out)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ball(r: f64) -> Structuring {
+        Structuring { footprint: Footprint::Ball, radius: r, spacing: [1.0; 3] }
+    }
+
+    #[test]
+    fn ball_and_box_on_a_square() {
+        // 7×7 with a 5×5 square in the middle.
+        let m: Vec<u8> = (0..49).map(|i| (i / 7 >= 1 && i / 7 <= 5 && i % 7 >= 1 && i % 7 <= 5) as u8).collect();
+        let e = erode_mask(&m, [1, 7, 7], &ball(1.0));
+        assert_eq!(e.iter().filter(|&&v| v == 1).count(), 9);
+        let bx = Structuring { footprint: Footprint::Box, ..ball(1.0) };
+        assert_eq!(erode_mask(&m, [1, 7, 7], &bx), e);
+        // Dilating by a disk of radius 1 adds the 4-neighbours ring without corners.
+        let d = dilate_mask(&m, [1, 7, 7], &ball(1.0));
+        assert_eq!(d.iter().filter(|&&v| v == 1).count(), 49 - 4);
+        assert_eq!(dilate_mask(&m, [1, 7, 7], &bx).iter().filter(|&&v| v == 1).count(), 49);
+        // The image edge does not erode.
+        let full = vec![1u8; 9];
+        assert_eq!(erode_mask(&full, [1, 3, 3], &ball(1.0)), full);
+        assert_eq!(erode_mask(&full, [1, 3, 3], &bx), full);
+    }
+
+    #[test]
+    fn labels_erode_apart_and_dilate_into_background_only() {
+        // Two touching objects on a line.
+        let l = vec![0u32, 1, 1, 1, 2, 2, 2, 0, 0];
+        assert_eq!(erode_labels(&l, [1, 1, 9], &ball(1.0)), vec![0, 0, 1, 0, 0, 2, 0, 0, 0]);
+        assert_eq!(dilate_labels(&l, [1, 1, 9], &ball(1.0)), vec![1, 1, 1, 1, 2, 2, 2, 2, 0]);
+        let gap = vec![1u32, 0, 2];
+        assert_eq!(dilate_labels(&gap, [1, 1, 3], &ball(1.0)), vec![1, 2, 2]);
+    }
+
+    #[test]
+    fn holes_and_small_things() {
+        #[rustfmt::skip]
+        let m: Vec<u8> = vec![
+            1, 1, 1, 0, 0,
+            1, 0, 1, 0, 1,
+            1, 1, 1, 0, 0,
+            0, 0, 0, 0, 0,
+        ];
+        let f = fill_holes_mask(&m, [1, 4, 5]);
+        assert_eq!(f[6], 1);
+        assert_eq!(f.iter().map(|&v| v as usize).sum::<usize>(), 10);
+        let r = remove_small_objects_mask(&m, [1, 4, 5], 2, Connectivity::Full);
+        assert_eq!(r[9], 0);
+        assert_eq!(r[0], 1);
+        let h = remove_small_holes_mask(&m, [1, 4, 5], 2, Connectivity::Face);
+        assert_eq!(h[6], 1);
+        assert_eq!(h[3], 0);
+        let l: Vec<u32> = m.iter().map(|&v| v as u32 * 3).collect();
+        assert_eq!(fill_holes_labels(&l, [1, 4, 5])[6], 3);
+        assert_eq!(remove_small_objects_labels(&[3, 3, 4, 0], 2), vec![3, 3, 0, 0]);
     }
 }
