@@ -8,6 +8,7 @@ use petri_api::{Axis, Buffer, DType, Fingerprint, NodeCtx, NodeError, Pixel, Sta
 
 use crate::imagej;
 use crate::layout::Series;
+use crate::ome;
 use crate::tiffread::{self, DecodeError, PageJob, TiffFile};
 use crate::util::{natural_cmp, normalize_unit, try_zeroed_vec};
 
@@ -190,10 +191,82 @@ fn resolution_voxel(file: &TiffFile) -> VoxelSize {
 /// Describes series `series` of a scanned TIFF.
 pub fn tiff_series(file: &TiffFile, series: usize) -> Result<Series, String> {
     let desc = file.description.as_deref().unwrap_or("");
+    if ome::is_ome(desc) {
+        // Invalid OME-XML: read the file as a plain TIFF, as tifffile and Bio-Formats do.
+        if let Ok(images) = ome::parse(desc) {
+            return ome_series(file, &images, series);
+        }
+    }
     if let Some(ij) = imagej::parse(desc)? {
         return imagej_series(file, &ij, series);
     }
     generic_series(file, series)
+}
+
+/// OME-TIFF: the planes of Image `series` in its DimensionOrder, calibration converted to microns.
+fn ome_series(file: &TiffFile, images: &[ome::OmeImage], series: usize) -> Result<Series, String> {
+    let Some(img) = images.get(series) else {
+        let list: Vec<String> = images
+            .iter()
+            .enumerate()
+            .map(|(k, i)| format!("{k}: {}×{} C={} Z={} T={}", i.size_y, i.size_x, i.size_c, i.size_z, i.size_t))
+            .collect();
+        return Err(format!(
+            "series {series} does not exist; the OME metadata describes {} image(s) ({})",
+            images.len(),
+            list.join("; ")
+        ));
+    };
+    let name = file.path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let pages = ome::image_pages(img, file.pages.len(), &name)?;
+    let p0 = &file.pages[pages[0]];
+    if p0.width as u64 != img.size_x || p0.height as u64 != img.size_y {
+        return Err(format!(
+            "the OME metadata says {}×{} pixels but page {} is {}",
+            img.size_y,
+            img.size_x,
+            pages[0],
+            p0.describe()
+        ));
+    }
+    for &p in &pages {
+        if !file.pages[p].same_layout(p0) {
+            return Err(format!(
+                "page {p} is {} but page {} is {}: the planes of one OME image must have one size and type",
+                file.pages[p].describe(),
+                pages[0],
+                p0.describe()
+            ));
+        }
+    }
+    let mut voxel = VoxelSize::default();
+    let um = |k: usize| img.physical[k].as_ref().and_then(|(v, u)| ome::to_micron(*v, u));
+    if let (Some(x), Some(y)) = (um(0), um(1)) {
+        voxel.x = x;
+        voxel.y = y;
+        voxel.unit = "micron".into();
+    }
+    if let Some(z) = um(2) {
+        voxel.z = z;
+    }
+    if let Some((t, u)) = &img.time_increment {
+        voxel.t = Some(*t);
+        voxel.t_unit = Some(u.clone());
+    }
+    let plane_channels = img.plane_channels() as usize;
+    let names =
+        if p0.samples == 1 && img.channel_names.len() == plane_channels { img.channel_names.clone() } else { vec![] };
+    Ok(Series {
+        pages,
+        page_axes: img.order.iter().map(|&a| (a, img.size_of(a) as usize)).collect(),
+        samples: p0.samples,
+        height: p0.height,
+        width: p0.width,
+        dtype: p0.kind.dtype()?,
+        voxel,
+        channel_names: names,
+        declared: vec![],
+    })
 }
 
 /// Plain TIFF: consecutive pages of one size and type form a series (as tifffile groups them);

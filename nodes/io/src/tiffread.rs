@@ -521,8 +521,56 @@ fn decode_page<P: Pixel + bytemuck::Pod>(
     tmp.clear();
     tmp.resize(len.div_ceil(8), 0);
     let bytes = &mut bytemuck::cast_slice_mut::<u64, u8>(tmp)[..len];
-    guarded(|| dec.read_image_bytes(bytes))?;
+    if info.planar && info.tiled && info.samples > 1 {
+        read_planar_tiles(dec, info, bytes)?;
+    } else {
+        guarded(|| dec.read_image_bytes(bytes))?;
+    }
     convert(info, bytes, dests)
+}
+
+/// Planar (PlanarConfiguration 2) tiled pages, tile by tile: the crate's `read_image_bytes`
+/// computes a wrong bound for the second and later sample planes of tiled images and panics.
+/// Output layout is the same as `read_image_bytes`: one full plane per sample.
+fn read_planar_tiles(dec: &mut Dec, info: &PageInfo, out: &mut [u8]) -> Result<(), String> {
+    let bits = info.kind.bits() as usize;
+    if bits % 8 != 0 {
+        return Err(format!("unsupported: {bits}-bit samples in planar tiled images"));
+    }
+    let bps = bits / 8;
+    let (tw, th) = dec.chunk_dimensions();
+    let (tw, th) = (tw as usize, th as usize);
+    if tw == 0 || th == 0 {
+        return Err("corrupt TIFF: zero tile size".into());
+    }
+    let across = info.width.div_ceil(tw);
+    let down = info.height.div_ceil(th);
+    let plane = info.width * info.height * bps;
+    let mut tile = vec![0u8; tw * th * bps];
+    for s in 0..info.samples {
+        for ty in 0..down {
+            for tx in 0..across {
+                let idx = (s * across * down + ty * across + tx) as u32;
+                // The crate derives a tile's padding from its index as if there were one plane,
+                // so tiles of later planes come back full height: read what it decodes and keep
+                // the rows inside the image.
+                let (rw, rh) = guarded(|| Ok(dec.chunk_data_dimensions(idx)))?;
+                let (rw, rh) = (rw as usize, rh as usize);
+                let dw = tw.min(info.width - tx * tw);
+                let dh = th.min(info.height - ty * th);
+                if rw != dw || rh < dh || rh > th {
+                    return Err("corrupt TIFF: inconsistent tile sizes".into());
+                }
+                let buf = &mut tile[..rw * rh * bps];
+                guarded(|| dec.read_chunk_bytes(idx, buf))?;
+                for r in 0..dh {
+                    let dst = s * plane + ((ty * th + r) * info.width + tx * tw) * bps;
+                    out[dst..dst + dw * bps].copy_from_slice(&buf[r * dw * bps..(r + 1) * dw * bps]);
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Copies decoded samples (native byte order, chunky or planar) into per-sample planes of `P`.
