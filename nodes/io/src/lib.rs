@@ -18,7 +18,7 @@ pub use load::{LoadOptions, Source};
 pub use load_labels::load_labels;
 pub use load_stack::load_stack;
 pub use save_table::save_table;
-pub use save_tiff::{StackKind, save_tiff};
+pub use save_tiff::{StackKind, TiffFormat, save_tiff, save_tiff_as};
 pub use tiffwrite::Compression;
 
 use petri_api::{Registry, RegistryError};

@@ -271,7 +271,8 @@ pub struct OmeOut<'a> {
     pub pixel_type: &'a str,
     /// Z, Y, X in microns, or None when uncalibrated.
     pub voxel_um: Option<[f64; 3]>,
-    pub time_increment_s: Option<f64>,
+    /// Time between frames and its unit.
+    pub time_increment: Option<(f64, &'a str)>,
     pub channel_names: &'a [String],
 }
 
@@ -299,8 +300,8 @@ pub fn format(o: &OmeOut) -> String {
             let _ = write!(s, " PhysicalSizeZ=\"{vz}\" PhysicalSizeZUnit=\"&#181;m\"");
         }
     }
-    if let Some(ti) = o.time_increment_s {
-        let _ = write!(s, " TimeIncrement=\"{ti}\" TimeIncrementUnit=\"s\"");
+    if let Some((ti, unit)) = o.time_increment {
+        let _ = write!(s, " TimeIncrement=\"{ti}\" TimeIncrementUnit=\"{}\"", esc(unit));
     }
     s.push('>');
     for k in 0..c {
@@ -362,7 +363,7 @@ mod tests {
             dims: [2, 2, 3, 10, 12],
             pixel_type: "uint16",
             voxel_um: Some([2.0, 0.5, 0.25]),
-            time_increment_s: Some(5.0),
+            time_increment: Some((5.0, "s")),
             channel_names: &names,
         });
         assert!(xml.is_ascii());

@@ -9,6 +9,7 @@ use petri_api::{
 };
 
 use crate::imagej;
+use crate::ome;
 use crate::tiffwrite::{self, Compression, PageMeta, Sample};
 use crate::util::write_atomic;
 
@@ -47,6 +48,44 @@ pub fn storage_stack(stack: &Stack, kind: StackKind) -> Result<Stack, String> {
     }
 }
 
+/// Container flavour of a written TIFF.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TiffFormat {
+    /// ImageJ hyperstack (Fiji's native format).
+    ImageJ,
+    /// OME-TIFF (OME-XML in the first page; Bio-Formats, QuPath, napari, OMERO).
+    Ome,
+}
+
+/// The OME-XML description and pixel size for a stack: planes in canonical order (XYZCT),
+/// lengths in microns when the unit is known.
+pub fn ome_meta(s: &Stack) -> (String, Option<(f64, f64)>) {
+    let vs = s.voxel_size();
+    let um = |v: f64| ome::to_micron(v, &vs.unit);
+    let voxel_um = match (um(vs.z), um(vs.y), um(vs.x)) {
+        (Some(z), Some(y), Some(x)) => Some([z, y, x]),
+        _ => None,
+    };
+    let pixel_type = match s.dtype() {
+        petri_api::DType::U8 => "uint8",
+        petri_api::DType::U16 => "uint16",
+        petri_api::DType::U32 => "uint32",
+        petri_api::DType::F32 => "float",
+    };
+    let t_unit = match vs.t_unit.as_deref() {
+        None | Some("sec") | Some("s") | Some("second") | Some("seconds") => "s",
+        Some(u) => u,
+    };
+    let xml = ome::format(&ome::OmeOut {
+        dims: s.dims(),
+        pixel_type,
+        voxel_um,
+        time_increment: if s.t() > 1 { vs.t.map(|t| (t, t_unit)) } else { None },
+        channel_names: s.channel_names(),
+    });
+    (xml, voxel_um.map(|[_, y, x]| (y, x)))
+}
+
 /// The ImageJ description and pixel size for a stack.
 pub fn imagej_meta(s: &Stack) -> (String, Option<(f64, f64)>) {
     let vs = s.voxel_size();
@@ -63,10 +102,18 @@ fn write_typed<P: Pixel + Sample>(
     s: &Stack,
     path: &Path,
     compression: Compression,
+    format: TiffFormat,
     ctx: &NodeCtx,
 ) -> Result<(), NodeError> {
-    let planes = tiffwrite::imagej_planes::<P>(s).ok_or_else(|| NodeError::failed("internal error: plane views"))?;
-    let (desc, pixel_size) = imagej_meta(s);
+    let (planes, (desc, pixel_size)) = match format {
+        TiffFormat::ImageJ => (tiffwrite::imagej_planes::<P>(s), imagej_meta(s)),
+        TiffFormat::Ome => {
+            // OME planes in XYZCT order = the canonical buffer, plane after plane.
+            let px = s.pixels::<P>().ok_or_else(|| NodeError::failed("internal error: pixel type"))?;
+            (Some(px.chunks(s.plane_len()).collect()), ome_meta(s))
+        }
+    };
+    let planes = planes.ok_or_else(|| NodeError::failed("internal error: plane views"))?;
     let meta = PageMeta { description: &desc, pixel_size };
     write_atomic(path, |w| {
         tiffwrite::write_planes(w, &planes, s.y(), s.x(), compression, &meta, &|| ctx.is_cancelled())
@@ -83,12 +130,24 @@ pub fn save_tiff(
     compression: Compression,
     ctx: &NodeCtx,
 ) -> Result<(), NodeError> {
+    save_tiff_as(stack, kind, path, compression, TiffFormat::ImageJ, ctx)
+}
+
+/// Like [`save_tiff`], as ImageJ hyperstack or OME-TIFF.
+pub fn save_tiff_as(
+    stack: &Stack,
+    kind: StackKind,
+    path: &Path,
+    compression: Compression,
+    format: TiffFormat,
+    ctx: &NodeCtx,
+) -> Result<(), NodeError> {
     let s = storage_stack(stack, kind).map_err(|m| NodeError::io(path, m))?;
     match s.buffer() {
-        Buffer::U8(_) => write_typed::<u8>(&s, path, compression, ctx),
-        Buffer::U16(_) => write_typed::<u16>(&s, path, compression, ctx),
-        Buffer::U32(_) => write_typed::<u32>(&s, path, compression, ctx),
-        Buffer::F32(_) => write_typed::<f32>(&s, path, compression, ctx),
+        Buffer::U8(_) => write_typed::<u8>(&s, path, compression, format, ctx),
+        Buffer::U16(_) => write_typed::<u16>(&s, path, compression, format, ctx),
+        Buffer::U32(_) => write_typed::<u32>(&s, path, compression, format, ctx),
+        Buffer::F32(_) => write_typed::<f32>(&s, path, compression, format, ctx),
     }
 }
 
@@ -116,16 +175,27 @@ impl Node for SaveTiff {
             "Lossless compression: 'none' is fastest and opens everywhere; 'lzw' and 'deflate' make smaller files \
              (deflate usually smallest).",
         ))
+        .param(ParamSpec::choice(
+            "format",
+            &["imagej", "ome"],
+            "imagej",
+            "'imagej': a hyperstack Fiji opens directly with its axes and voxel size. 'ome': OME-TIFF, with axes, \
+             voxel size and channel names in OME-XML, for Bio-Formats, QuPath, napari and OMERO.",
+        ))
         .output("file", PortType::File, "The file written.")
     }
 
     fn run(&self, ctx: &NodeCtx, params: &Params, inputs: &Inputs) -> Result<Outputs, NodeError> {
         let (stack, value) = inputs.stack("stack")?;
+        let format = match params.str("format")? {
+            "ome" => TiffFormat::Ome,
+            _ => TiffFormat::ImageJ,
+        };
         let path = params.path("path")?;
         let c = params.str("compression")?;
         let compression = Compression::parse(c)
             .ok_or_else(|| NodeError::param("compression", format!("unknown compression '{c}'")))?;
-        save_tiff(stack, StackKind::of(value), &path, compression, ctx)?;
+        save_tiff_as(stack, StackKind::of(value), &path, compression, format, ctx)?;
         let f = FileRef::of(&path).map_err(|e| NodeError::io(&path, e))?;
         Ok(Outputs::new().with("file", Value::File(Arc::new(f))))
     }

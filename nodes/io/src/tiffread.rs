@@ -534,7 +534,7 @@ fn decode_page<P: Pixel + bytemuck::Pod>(
 /// Output layout is the same as `read_image_bytes`: one full plane per sample.
 fn read_planar_tiles(dec: &mut Dec, info: &PageInfo, out: &mut [u8]) -> Result<(), String> {
     let bits = info.kind.bits() as usize;
-    if bits % 8 != 0 {
+    if !bits.is_multiple_of(8) {
         return Err(format!("unsupported: {bits}-bit samples in planar tiled images"));
     }
     let bps = bits / 8;

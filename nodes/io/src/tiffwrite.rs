@@ -106,9 +106,30 @@ pub fn write_planes<W: Write + Seek, P: Sample>(
     meta: &PageMeta,
     cancelled: &(dyn Fn() -> bool + Sync),
 ) -> Result<(), String> {
-    let bytes: f64 = planes.iter().map(|p| std::mem::size_of_val(*p) as f64).sum();
-    let estimate = bytes * compression.worst_growth() + planes.len() as f64 * 1024.0 + meta.description.len() as f64;
-    if estimate > (u32::MAX as f64) - (64 << 20) as f64 {
+    write_planes_as(w, planes, height, width, compression, meta, None, cancelled)
+}
+
+/// Whether a file of these planes needs BigTIFF (could exceed 4 GB with worst-case compression).
+pub fn needs_bigtiff(bytes: u64, pages: usize, compression: Compression, description_len: usize) -> bool {
+    let estimate = bytes as f64 * compression.worst_growth() + pages as f64 * 1024.0 + description_len as f64;
+    estimate > (u32::MAX as f64) - (64 << 20) as f64
+}
+
+/// [`write_planes`] with the BigTIFF choice forced (`Some`) or automatic (`None`).
+#[allow(clippy::too_many_arguments)]
+pub fn write_planes_as<W: Write + Seek, P: Sample>(
+    w: &mut W,
+    planes: &[&[P]],
+    height: usize,
+    width: usize,
+    compression: Compression,
+    meta: &PageMeta,
+    bigtiff: Option<bool>,
+    cancelled: &(dyn Fn() -> bool + Sync),
+) -> Result<(), String> {
+    let bytes: u64 = planes.iter().map(|p| std::mem::size_of_val(*p) as u64).sum();
+    let big = bigtiff.unwrap_or_else(|| needs_bigtiff(bytes, planes.len(), compression, meta.description.len()));
+    if big {
         let mut enc = TiffEncoder::<_, TiffKindBig>::new_generic(w).map_err(|e| e.to_string())?;
         write_with(&mut enc, planes, height, width, compression, meta, cancelled)
     } else {

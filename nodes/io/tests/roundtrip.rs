@@ -48,6 +48,22 @@ fn hyperstack_round_trips_with_every_compression() {
 }
 
 #[test]
+fn ome_tiff_round_trips_with_names_and_calibration() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = hyperstack().with_channel_names(vec!["DAPI".into(), "GFP µ".into(), "a&b".into()]).unwrap();
+    for c in [Compression::None, Compression::Deflate] {
+        let p = dir.path().join("h.ome.tif");
+        petri_io::save_tiff_as(&s, StackKind::Image, &p, c, petri_io::TiffFormat::Ome, &ctx()).unwrap();
+        let r = load_stack(&p, &opts(), &ctx()).unwrap();
+        assert_eq!(r.axes_string(), "TCZYX");
+        assert_eq!(r.pixels::<u16>().unwrap(), s.pixels::<u16>().unwrap());
+        assert_eq!(r.channel_names(), s.channel_names());
+        let v = r.voxel_size();
+        assert_eq!((v.z, v.y, v.x, v.unit.as_str(), v.t), (0.5, 0.26, 0.13, "micron", Some(2.5)));
+    }
+}
+
+#[test]
 fn samples_round_trip_in_every_type() {
     let dir = tempfile::tempdir().unwrap();
     let src = load_stack(&petri_testkit::sample("nuclei3d_synthetic.tif"), &opts(), &ctx()).unwrap();
@@ -230,6 +246,7 @@ fn nodes_run_and_fingerprint() {
     let p = params(&[
         ("path", ParamValue::Str(out_path.to_string_lossy().into())),
         ("compression", ParamValue::Str("lzw".into())),
+        ("format", ParamValue::Str("imagej".into())),
     ]);
     let inputs = Inputs::new([("stack".to_string(), img)].into_iter().collect());
     let out = save.node.run(&ctx(), &p, &inputs).unwrap();
