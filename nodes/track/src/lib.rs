@@ -4,12 +4,17 @@
 use petri_api::{Registry, RegistryError};
 
 pub mod assign;
+pub mod ctc;
 pub mod link;
+pub mod load_ctc;
 pub mod objects;
+pub mod save_ctc;
 pub mod tracks;
 
 /// Registers every node of this crate (one line per node).
 pub fn register(r: &mut Registry) -> Result<(), RegistryError> {
     r.register(link::Link)?;
+    r.register(save_ctc::SaveCtc)?;
+    r.register(load_ctc::LoadCtc)?;
     Ok(())
 }
