@@ -328,6 +328,22 @@ mod tests {
     }
 
     #[test]
+    fn matches_skimage_with_other_parameters_and_u8() {
+        use crate::util::{diff_fixture, fixture};
+        let crop = read_stack::<u16>(&fixture("nuclei2d_crop.tif"));
+        let em = read_stack::<u8>(&fixture("em_crop_u8.tif"));
+        let n3d = read_stack::<u16>(&sample("nuclei3d_synthetic.tif"));
+        for (out, file) in [
+            (clahe(&crop, Some([1, 16, 16]), 0.02, 128).unwrap(), "clahe_k16_c0.02_b128_crop.tif"),
+            (clahe(&em, None, 0.01, 256).unwrap(), "clahe_default_em.tif"),
+            (clahe(&n3d, Some([5, 9, 11]), 0.0, 256).unwrap(), "clahe_k5x9x11_c0_3d.tif"),
+        ] {
+            let (_, d) = diff_fixture(&out, file);
+            assert!(d < 1e-6, "{file}: max abs diff {d}");
+        }
+    }
+
+    #[test]
     fn reflect_padding_like_numpy() {
         // np.pad([1, 2, 3], 7, mode='reflect') -> 2 3 2 1 2 3 2 1 2 3 2 1 2 3 2 1 2
         let got: Vec<usize> = (-7..10).map(|j| np_reflect(j, 3) + 1).collect();

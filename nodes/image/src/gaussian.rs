@@ -27,16 +27,7 @@ pub fn gaussian(s: &Stack, sigma_zyx: [f64; 3], truncate: f64) -> Result<Stack, 
         Some(util::gaussian_kernel(sigma_zyx[1], truncate)),
         Some(util::gaussian_kernel(sigma_zyx[2], truncate)),
     ];
-    let mut out = vec![0.0f32; s.len()];
-    let n = s.volume_len();
-    for t in 0..s.t() {
-        for c in 0..s.c() {
-            let mut vol = util::volume_f64(s, t, c);
-            util::separable(&mut vol, s.zyx(), &kernels, Border::Nearest);
-            let o = (t * s.c() + c) * n;
-            util::par_map_into(&vol, &mut out[o..o + n], |&v| v as f32);
-        }
-    }
+    let out = util::map_volumes_f64(s, |vol| util::separable(vol, s.zyx(), &kernels, Border::Nearest));
     s.with_pixels(out).map_err(|e| NodeError::failed(e.to_string()))
 }
 

@@ -346,6 +346,20 @@ mod tests {
     }
 
     #[test]
+    fn matches_scipy_for_larger_boxes_and_u8() {
+        use crate::util::{diff_fixture, fixture};
+        let crop = read_stack::<u16>(&fixture("nuclei2d_crop.tif"));
+        let n3d = read_stack::<u16>(&sample("nuclei3d_synthetic.tif"));
+        let em = read_stack::<u8>(&fixture("em_crop_u8.tif"));
+        for (img, k, file) in [(&crop, 5, "median5_crop.tif"), (&n3d, 5, "median5_3d.tif"), (&em, 7, "median7_em.tif")]
+        {
+            let out = median(img, k).unwrap();
+            assert_eq!(out.dtype(), img.dtype());
+            assert_eq!(diff_fixture(&out, file).0, 0, "{file}");
+        }
+    }
+
+    #[test]
     fn rejects_even_size_and_nan() {
         let s = Stack::from_2d(2, 2, vec![1u8, 2, 3, 4]).unwrap();
         let e = median(&s, 4).unwrap_err().to_string();

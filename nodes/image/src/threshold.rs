@@ -455,6 +455,48 @@ mod tests {
         assert!(e.contains("block_size"), "{e}");
     }
 
+    fn inputs() -> Vec<(&'static str, Stack)> {
+        use crate::util::fixture;
+        vec![
+            ("nuclei2d", read_stack::<u16>(&sample("nuclei2d.tif"))),
+            ("nuclei3d", read_stack::<u16>(&sample("nuclei3d_synthetic.tif"))),
+            ("nuclei2d_gaussian", read_stack::<f32>(&reference("nuclei2d_dsb2018", "gaussian.tif"))),
+            ("em_crop", read_stack::<u8>(&fixture("em_crop_u8.tif"))),
+            ("nuclei2d_crop", read_stack::<u16>(&fixture("nuclei2d_crop.tif"))),
+        ]
+    }
+
+    #[test]
+    fn global_methods_match_skimage() {
+        let exp = crate::util::expected();
+        for (name, img) in inputs() {
+            let e = &exp["thresholds"][name];
+            let otsu = threshold_otsu(&img);
+            assert_eq!(otsu, e["otsu"].as_f64().unwrap(), "{name} otsu");
+            let tri = threshold_triangle(&img);
+            assert_eq!(tri, e["triangle"].as_f64().unwrap(), "{name} triangle");
+            let li = threshold_li(&img);
+            let want = e["li"].as_f64().unwrap();
+            assert!((li - want).abs() < 1e-9 * want.abs().max(1.0), "{name} li {li} vs {want}");
+        }
+    }
+
+    #[test]
+    fn local_matches_skimage() {
+        use crate::util::{diff_fixture, fixture};
+        let crop = read_stack::<u16>(&fixture("nuclei2d_crop.tif"));
+        let n3d = read_stack::<u16>(&sample("nuclei3d_synthetic.tif"));
+        for (img, block, method, offset, file) in [
+            (&crop, 35, LocalMethod::Gaussian, 0.0, "local_crop_b35_gaussian.tif"),
+            (&crop, 15, LocalMethod::Mean, -2.0, "local_crop_b15_mean_off-2.tif"),
+            (&n3d, 7, LocalMethod::Gaussian, 0.0, "local_3d_b7_gaussian.tif"),
+        ] {
+            let m = threshold_local(img, block, offset, method).unwrap();
+            let (n, _) = diff_fixture(&m, file);
+            assert_eq!(n, 0, "{file}: {n} pixels differ");
+        }
+    }
+
     #[test]
     fn manual_and_constant_images() {
         let s = Stack::from_2d(1, 4, vec![1u8, 5, 9, 5]).unwrap();

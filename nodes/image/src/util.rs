@@ -75,6 +75,21 @@ pub fn volume_f64(s: &Stack, t: usize, c: usize) -> Vec<f64> {
     })
 }
 
+/// Runs `f` on every (t, c) volume converted to f64 and collects the results as f32.
+pub fn map_volumes_f64(s: &Stack, mut f: impl FnMut(&mut Vec<f64>)) -> Vec<f32> {
+    let n = s.volume_len();
+    let mut out = vec![0.0f32; s.len()];
+    for t in 0..s.t() {
+        for c in 0..s.c() {
+            let mut vol = volume_f64(s, t, c);
+            f(&mut vol);
+            let o = (t * s.c() + c) * n;
+            par_map_into(&vol, &mut out[o..o + n], |&v| v as f32);
+        }
+    }
+    out
+}
+
 /// Writes `src` into `dst` in parallel (simple element map), e.g. to convert f64 → f32.
 pub fn par_map_into<A: Sync, B: Send>(src: &[A], dst: &mut [B], f: impl Fn(&A) -> B + Sync) {
     dst.par_chunks_mut(1 << 14).zip(src.par_chunks(1 << 14)).for_each(|(d, s)| {
@@ -176,6 +191,28 @@ pub fn read_results(dataset: &str) -> serde_json::Value {
     let p = petri_testkit::reference(dataset, "results.json");
     let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
     serde_json::from_str(&text.replace("NaN", "null")).unwrap()
+}
+
+/// `tests/fixtures/image/<name>` (made by `make_reference.py` there).
+#[cfg(test)]
+pub fn fixture(name: &str) -> std::path::PathBuf {
+    petri_testkit::fixtures().join("image").join(name)
+}
+
+/// `tests/fixtures/image/expected.json`.
+#[cfg(test)]
+pub fn expected() -> serde_json::Value {
+    petri_testkit::read_json(&fixture("expected.json"))
+}
+
+/// Number of pixels where a stack differs from a fixture TIFF, and the largest difference.
+#[cfg(test)]
+pub fn diff_fixture(s: &Stack, name: &str) -> (usize, f64) {
+    let (shape, want) = petri_testkit::read_tiff_f64(&fixture(name));
+    assert_eq!(shape.iter().product::<usize>(), s.len(), "{name}: size");
+    let got = s.buffer().to_f64_vec();
+    let n = got.iter().zip(&want).filter(|(a, b)| a != b).count();
+    (n, petri_testkit::max_abs_diff(&got, &want))
 }
 
 /// Half of a box (uniform) kernel of odd `size`.
