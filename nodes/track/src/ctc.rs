@@ -46,13 +46,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 pub fn encode_u16(data: &[u16], zyx: [usize; 3]) -> Result<Vec<u8>, String> {
     let [nz, ny, nx] = zyx;
     let mut buf = Cursor::new(Vec::new());
-    let mut enc = TiffEncoder::new(&mut buf).map_err(|e| format!("TIFF encoder: {e}"))?;
-    let plane = ny * nx;
-    for z in 0..nz {
-        enc.write_image::<colortype::Gray16>(nx as u32, ny as u32, &data[z * plane..(z + 1) * plane])
-            .map_err(|e| format!("TIFF write failed: {e}"))?;
+    {
+        let mut enc = TiffEncoder::new(&mut buf).map_err(|e| format!("TIFF encoder: {e}"))?;
+        let plane = ny * nx;
+        for z in 0..nz {
+            enc.write_image::<colortype::Gray16>(nx as u32, ny as u32, &data[z * plane..(z + 1) * plane])
+                .map_err(|e| format!("TIFF write failed: {e}"))?;
+        }
     }
-    drop(enc);
     Ok(buf.into_inner())
 }
 
@@ -130,10 +131,10 @@ pub fn frame_files(dir: &Path, prefix: &str) -> Result<Vec<PathBuf>, String> {
         else {
             continue;
         };
-        if let Ok(n) = num.parse::<usize>() {
-            if !num.is_empty() && num.chars().all(|c| c.is_ascii_digit()) {
-                found.push((n, e.path()));
-            }
+        if let Ok(n) = num.parse::<usize>()
+            && num.chars().all(|c| c.is_ascii_digit())
+        {
+            found.push((n, e.path()));
         }
     }
     found.sort();
@@ -211,10 +212,10 @@ pub fn split_gaps(labels: &mut [u32], vlen: usize, tracks: &[Track]) -> Result<V
     for t in out.iter_mut() {
         if t.parent == 0 && ids.binary_search(&t.id).is_ok() {
             let p = parent_of.get(&t.id).copied().unwrap_or(0);
-            if let Some(&seg) = last_segment.get(&p) {
-                if ends.get(&seg).is_some_and(|&e| e < t.begin) {
-                    t.parent = seg;
-                }
+            if let Some(&seg) = last_segment.get(&p)
+                && ends.get(&seg).is_some_and(|&e| e < t.begin)
+            {
+                t.parent = seg;
             }
         }
     }

@@ -38,7 +38,8 @@ pub struct LinkParams {
     pub divisions: bool,
     /// Largest distance between a mother's last position and each daughter.
     pub division_distance: f64,
-    /// Smallest area ratio (smaller / larger) of two sister cells.
+    /// How close the daughters' combined area must be to the mother's: min/max of the two
+    /// must be at least this.
     pub division_size_ratio: f64,
     pub cost: Cost,
 }
@@ -49,8 +50,8 @@ impl Default for LinkParams {
             max_distance: 30.0,
             max_gap: 2,
             divisions: true,
-            division_distance: 30.0,
-            division_size_ratio: 0.5,
+            division_distance: 40.0,
+            division_size_ratio: 0.6,
             cost: Cost::Distance,
         }
     }
@@ -172,7 +173,11 @@ pub fn link_objects(
                     }
                 }
                 cand.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
-                let ratio_ok = |a: u64, b: u64| (a.min(b) as f64) >= p.division_size_ratio * a.max(b) as f64;
+                // Daughters together are about as large as their mother was.
+                let ratio_ok = |m: u64, a: u64, b: u64| {
+                    let d = a + b;
+                    (m.min(d) as f64) >= p.division_size_ratio * m.max(d) as f64
+                };
                 let mut used = vec![false; frame.len()];
                 let mut divided = vec![false; rows.len()];
                 for &(_, _, _, i, u) in &cand {
@@ -182,14 +187,15 @@ pub fn link_objects(
                     let r = rows[i];
                     let (lf, lk) = recs[r].last();
                     let mpos = objs[lf][lk].pos;
+                    let marea = objs[lf][lk].area;
                     let sister = match linked_row[i] {
                         Some(a) => (dist(&mpos, &frame[a].pos) <= p.division_distance
-                            && ratio_ok(frame[a].area, frame[u].area))
+                            && ratio_ok(marea, frame[a].area, frame[u].area))
                         .then_some(a),
                         None => unclaimed
                             .iter()
                             .copied()
-                            .filter(|&v| v != u && !used[v] && ratio_ok(frame[v].area, frame[u].area))
+                            .filter(|&v| v != u && !used[v] && ratio_ok(marea, frame[v].area, frame[u].area))
                             .map(|v| (dist(&mpos, &frame[v].pos), frame[v].label, v))
                             .filter(|e| e.0 <= p.division_distance)
                             .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)))
@@ -446,7 +452,7 @@ impl Node for Link {
         .param(
             ParamSpec::float(
                 "division_distance",
-                30.0,
+                40.0,
                 "Farthest each daughter may be from the mother's last position, in physical units.",
             )
             .greater_than(0.0),
@@ -454,9 +460,9 @@ impl Node for Link {
         .param(
             ParamSpec::float(
                 "division_size_ratio",
-                0.5,
-                "How similar in size two daughters must be: the smaller one's area divided by the larger one's \
-                 must be at least this (0 = any sizes, 1 = exactly equal).",
+                0.6,
+                "How well the two daughters' combined area must match the mother's last area: the smaller of \
+                 the two divided by the larger must be at least this (0 = any sizes, 1 = exactly equal).",
             )
             .range(0.0, 1.0),
         )
@@ -590,11 +596,16 @@ mod tests {
         let r = link(&m, None, None, &LinkParams { divisions: false, ..LinkParams::default() }).unwrap();
         assert_eq!(r.tracks.len(), 2);
         assert!(r.tracks.iter().all(|t| t.parent == 0));
-        // A size-ratio gate of 1 refuses unequal sisters.
+        // A strict size gate refuses daughters much smaller together than their mother.
         let mut frames2 = frames.clone();
         frames2[4] = vec![(5, 30.0, 22.0, 4.0), (6, 30.0, 38.0, 2.0)];
         let m2 = movie(60, 60, &frames2);
-        let r = link(&m2, None, None, &LinkParams { division_size_ratio: 0.9, ..LinkParams::default() }).unwrap();
+        let r = link(&m2, None, None, &LinkParams { division_size_ratio: 0.8, ..LinkParams::default() }).unwrap();
+        assert!(r.tracks.iter().all(|t| t.parent == 0), "{:?}", r.tracks);
+        let r = link(&m2, None, None, &LinkParams { division_size_ratio: 0.5, ..LinkParams::default() }).unwrap();
+        assert_eq!(r.tracks.iter().filter(|t| t.parent == 1).count(), 2, "{:?}", r.tracks);
+        // Beyond the division distance it is not a division.
+        let r = link(&m, None, None, &LinkParams { division_distance: 5.0, ..LinkParams::default() }).unwrap();
         assert!(r.tracks.iter().all(|t| t.parent == 0), "{:?}", r.tracks);
     }
 
