@@ -8,6 +8,7 @@ pub mod ctc;
 pub mod link;
 pub mod load_ctc;
 pub mod objects;
+pub mod reassign;
 pub mod save_ctc;
 pub mod tracks;
 
