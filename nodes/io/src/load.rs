@@ -171,6 +171,15 @@ pub fn load_tiff(path: &Path, series: usize, axes: &str, ctx: &NodeCtx) -> Resul
     decode_series(&file, &s, ctx)
 }
 
+/// Loads series `series` of a TIFF held in memory (fuzzing, embedded data).
+pub fn load_tiff_bytes(bytes: &[u8], series: usize, axes: &str, ctx: &NodeCtx) -> Result<Stack, NodeError> {
+    let path = Path::new("<memory>");
+    let file = tiffread::scan_bytes(std::sync::Arc::from(bytes)).map_err(|m| NodeError::io(path, m))?;
+    let mut s = tiff_series(&file, series).map_err(|m| NodeError::io(path, m))?;
+    s.relabel(axes).map_err(|m| NodeError::param("axes", m))?;
+    decode_series(&file, &s, ctx)
+}
+
 /// Calibration from the resolution tags when no ImageJ/OME metadata says otherwise:
 /// only centimetre resolutions are taken (inch resolutions are print DPI, not microscopy).
 fn resolution_voxel(file: &TiffFile) -> VoxelSize {

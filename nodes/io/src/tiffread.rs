@@ -14,7 +14,7 @@
 //! error, never a crash.
 
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufReader, Cursor, Read, Seek};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -82,6 +82,11 @@ pub struct PageInfo {
     pub data_bytes: u64,
     /// Offset of the first strip/tile.
     pub first_offset: u64,
+    /// Strip (width × rows per strip) or tile size.
+    pub chunk_dims: (u32, u32),
+    /// JPEG pages only: (offset, length) of every strip/tile, to check each JPEG stream's own
+    /// declared size before the decoder allocates for it.
+    pub jpeg_chunks: Vec<(u64, u64)>,
 }
 
 impl PageInfo {
@@ -108,10 +113,23 @@ impl PageInfo {
     }
 }
 
+/// Where TIFF bytes come from: a file (each decoding worker opens its own handle), or memory
+/// (fuzzing, tests).
+#[derive(Clone, Debug)]
+pub enum TiffSource {
+    File(PathBuf),
+    Memory(std::sync::Arc<[u8]>),
+}
+
+trait ReadSeek: Read + Seek {}
+impl<T: Read + Seek> ReadSeek for T {}
+
 /// A scanned TIFF file.
 #[derive(Clone, Debug)]
 pub struct TiffFile {
+    /// The file's path (for messages; a placeholder for memory sources).
     pub path: PathBuf,
+    pub source: TiffSource,
     pub file_len: u64,
     pub bigtiff: bool,
     pub pages: Vec<PageInfo>,
@@ -219,11 +237,17 @@ fn limits_for(file_len: u64) -> Limits {
     l
 }
 
-type Dec = Decoder<BufReader<File>>;
+type Dec = Decoder<Box<dyn ReadSeek>>;
 
-fn open_decoder(path: &Path, file_len: u64) -> Result<Dec, String> {
-    let f = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
-    let dec = guarded(|| Decoder::new(BufReader::with_capacity(1 << 16, f)))?;
+fn open_decoder(src: &TiffSource, file_len: u64) -> Result<Dec, String> {
+    let r: Box<dyn ReadSeek> = match src {
+        TiffSource::File(path) => {
+            let f = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+            Box::new(BufReader::with_capacity(1 << 16, f))
+        }
+        TiffSource::Memory(b) => Box::new(Cursor::new(b.clone())),
+    };
+    let dec = guarded(|| Decoder::new(r))?;
     Ok(dec.with_limits(limits_for(file_len)))
 }
 
@@ -324,7 +348,14 @@ fn page_info(dec: &mut Dec, index: usize, file_len: u64) -> Result<PageInfo, Str
         }
         data_bytes += c;
     }
+    let chunk_dims = guarded(|| Ok(dec.chunk_dimensions()))?;
     let info = PageInfo {
+        chunk_dims,
+        jpeg_chunks: if compression == 7 {
+            offsets.iter().copied().zip(counts.iter().copied()).collect()
+        } else {
+            vec![]
+        },
         width: w as usize,
         height: h as usize,
         samples,
@@ -337,7 +368,19 @@ fn page_info(dec: &mut Dec, index: usize, file_len: u64) -> Result<PageInfo, Str
         data_bytes,
         first_offset: offsets[0],
     };
-    let need = info.decoded_bytes();
+    // Tiles are stored padded to whole tiles: the decoder expands (and skips) the padding too.
+    let need = if tiled {
+        let (tw, th) = (chunk_dims.0 as u128, chunk_dims.1 as u128);
+        if tw == 0 || th == 0 {
+            return Err(format!("page {index}: corrupt TIFF (zero tile size)"));
+        }
+        let spc = if planar { 1 } else { samples as u128 };
+        let padded = (w as u128).div_ceil(tw) * tw * (h as u128).div_ceil(th) * th * spc * bits as u128 / 8
+            * if planar { samples as u128 } else { 1 };
+        u64::try_from(padded.max(info.decoded_bytes() as u128)).unwrap_or(u64::MAX)
+    } else {
+        info.decoded_bytes()
+    };
     let ratio = max_ratio(compression).unwrap_or(1);
     if compression == 1 {
         if data_bytes < need {
@@ -365,14 +408,26 @@ pub fn scan(path: &Path) -> Result<TiffFile, String> {
     let file_len = f.metadata().map_err(|e| format!("cannot read: {e}"))?.len();
     let mut head = [0u8; 8];
     let n = f.read(&mut head).map_err(|e| format!("cannot read: {e}"))?;
+    drop(f);
+    scan_source(TiffSource::File(path.to_path_buf()), path, file_len, &head[..n])
+}
+
+/// [`scan`] for a TIFF held in memory.
+pub fn scan_bytes(bytes: std::sync::Arc<[u8]>) -> Result<TiffFile, String> {
+    let head: Vec<u8> = bytes.iter().take(8).copied().collect();
+    let len = bytes.len() as u64;
+    scan_source(TiffSource::Memory(bytes), Path::new("<memory>"), len, &head)
+}
+
+fn scan_source(source: TiffSource, path: &Path, file_len: u64, head: &[u8]) -> Result<TiffFile, String> {
+    let n = head.len();
     if n == 0 {
         return Err("the file is empty".into());
     }
     let bigtiff = sniff(&head[..n]).ok_or_else(|| {
         format!("not a TIFF file (wrong magic bytes {:02X?}, expected 'II*' or 'MM*')", &head[..n.min(4)])
     })?;
-    drop(f);
-    let mut dec = open_decoder(path, file_len)?;
+    let mut dec = open_decoder(&source, file_len)?;
     let mut pages = Vec::new();
     let mut desc = None;
     let mut resolution = None;
@@ -404,7 +459,16 @@ pub fn scan(path: &Path) -> Result<TiffFile, String> {
             Err(e) => return Err(format!("page {}: {e}", pages.len())),
         }
     }
-    Ok(TiffFile { path: path.to_path_buf(), file_len, bigtiff, pages, description: desc, resolution, resolution_unit })
+    Ok(TiffFile {
+        path: path.to_path_buf(),
+        source,
+        file_len,
+        bigtiff,
+        pages,
+        description: desc,
+        resolution,
+        resolution_unit,
+    })
 }
 
 /// One page to decode and where its sample planes go (one destination per sample).
@@ -468,7 +532,7 @@ fn decode_group<P: Pixel + bytemuck::Pod>(
     done: &(dyn Fn() + Sync),
     cancelled: &(dyn Fn() -> bool + Sync),
 ) -> Result<(), DecodeError> {
-    let mut dec = open_decoder(&file.path, file.file_len).map_err(DecodeError::Failed)?;
+    let mut dec = open_decoder(&file.source, file.file_len).map_err(DecodeError::Failed)?;
     let mut cur = 0usize;
     let mut tmp: Vec<u64> = Vec::new();
     for mut job in jobs {
@@ -484,11 +548,64 @@ fn decode_group<P: Pixel + bytemuck::Pod>(
             r.map_err(|e| DecodeError::Failed(format!("page {}: {e}", job.page)))?;
             cur = job.page;
         }
-        decode_page(&mut dec, &file.pages[job.page], &mut job.dests, &mut tmp)
+        let info = &file.pages[job.page];
+        for &(off, len) in &info.jpeg_chunks {
+            check_jpeg_chunk(&file.source, off, len, info.chunk_dims)
+                .map_err(|e| DecodeError::Failed(format!("page {}: {e}", job.page)))?;
+        }
+        decode_page(&mut dec, info, &mut job.dests, &mut tmp)
             .map_err(|e| DecodeError::Failed(format!("page {}: {e}", job.page)))?;
         done();
     }
     Ok(())
+}
+
+/// Reads the SOF header of one JPEG strip/tile and refuses a stream that declares more pixels
+/// than its strip/tile holds: the JPEG decoder allocates its output from that header, so a
+/// few bytes could otherwise claim gigabytes.
+fn check_jpeg_chunk(src: &TiffSource, off: u64, len: u64, (cw, ch): (u32, u32)) -> Result<(), String> {
+    let n = len.min(1 << 16) as usize;
+    let head: Vec<u8> = match src {
+        TiffSource::Memory(b) => b.get(off as usize..off as usize + n).ok_or("the file is truncated")?.to_vec(),
+        TiffSource::File(p) => {
+            let mut f = File::open(p).map_err(|e| format!("cannot open: {e}"))?;
+            f.seek(std::io::SeekFrom::Start(off)).map_err(|e| format!("read error: {e}"))?;
+            let mut v = vec![0u8; n];
+            f.read_exact(&mut v).map_err(|_| "the file is truncated".to_string())?;
+            v
+        }
+    };
+    let mut i = 2;
+    if head.get(..2) != Some(&[0xFF, 0xD8]) {
+        return Err("corrupt JPEG data (no start-of-image marker)".into());
+    }
+    while i + 4 <= head.len() {
+        if head[i] != 0xFF {
+            return Err("corrupt JPEG data (bad marker)".into());
+        }
+        let m = head[i + 1];
+        if m == 0xFF {
+            i += 1;
+            continue;
+        }
+        let seg = u16::from_be_bytes([head[i + 2], head[i + 3]]) as usize;
+        if (0xC0..=0xCF).contains(&m) && !matches!(m, 0xC4 | 0xC8 | 0xCC) {
+            if head.len() < i + 9 {
+                return Err("corrupt JPEG data (short frame header)".into());
+            }
+            let h = u16::from_be_bytes([head[i + 5], head[i + 6]]) as u32;
+            let w = u16::from_be_bytes([head[i + 7], head[i + 8]]) as u32;
+            if w > cw.saturating_add(16) || h > ch.saturating_add(16) {
+                return Err(format!("corrupt JPEG data: a {cw}×{ch} strip/tile declares a {w}×{h} image"));
+            }
+            return Ok(());
+        }
+        if m == 0xDA || seg < 2 {
+            return Err("corrupt JPEG data (no frame header)".into());
+        }
+        i += 2 + seg;
+    }
+    Err("corrupt JPEG data (no frame header in the first 64 KB)".into())
 }
 
 /// Whether pages of this kind decode to exactly the bytes of `P` (no conversion needed).

@@ -1,0 +1,201 @@
+//! Read/write throughput of petri-io against tifffile, side by side in one run, plus peak
+//! memory while reading. Not a test: run by hand, results in docs/benchmarks/io.md.
+//!
+//! ```text
+//! cargo run --release -p petri-io --example bench_io -- \
+//!     [--python PY] [--cells3d PATH] [--synthetic-mb 2048] [--repeats 3] [--tmp DIR]
+//! ```
+//! PY needs tifffile and imagecodecs. The synthetic stack (16-bit, 1024×1024 planes, smooth
+//! structures plus noise) is written to a temporary folder, uncompressed and LZW, and deleted.
+//! Peak memory is measured in a separate process per reader (this program re-run as
+//! `bench_io read FILE` and the Python peer), as the process's maximum resident set size.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use petri_api::{NodeCtx, Stack};
+use petri_io::{Compression, LoadOptions, StackKind, load_stack, save_tiff};
+
+fn vm_hwm() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.to_string()))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+fn best<T>(repeats: usize, mut f: impl FnMut() -> T) -> (f64, T) {
+    let mut best = f64::INFINITY;
+    let mut last = None;
+    for _ in 0..repeats {
+        let t0 = Instant::now();
+        let v = f();
+        best = best.min(t0.elapsed().as_secs_f64());
+        last = Some(v);
+    }
+    (best, last.unwrap())
+}
+
+fn synthetic(mb: usize) -> Stack {
+    let (h, w) = (1024usize, 1024usize);
+    let z = (mb * (1 << 20) / (h * w * 2)).max(1);
+    let mut v = vec![0u16; z * h * w];
+    let mut seed = 0x9E3779B97F4A7C15u64;
+    let row_pattern: Vec<f64> = (0..w).map(|x| (x as f64 / 37.0).sin()).collect();
+    for (i, plane) in v.chunks_mut(h * w).enumerate() {
+        for y in 0..h {
+            let cy = ((y as f64 + i as f64 * 3.0) / 53.0).cos();
+            for x in 0..w {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let signal = 1500.0 + 1200.0 * row_pattern[x] * cy;
+                plane[y * w + x] = (signal + (seed % 64) as f64) as u16;
+            }
+        }
+    }
+    Stack::from_3d(z, h, w, v).unwrap()
+}
+
+struct Row {
+    what: String,
+    petri: f64,
+    peer: f64,
+    mb: f64,
+}
+
+fn peer(python: &str, args: &[&str]) -> Vec<String> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/bench_peer.py");
+    let out = Command::new(python).arg(script).args(args).output().expect("cannot run the Python peer");
+    if !out.status.success() {
+        panic!("peer failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_string).collect()
+}
+
+/// Peak RSS of a separate process reading `file` with Petri.
+fn petri_read_rss(file: &Path) -> u64 {
+    let exe = std::env::current_exe().unwrap();
+    let out = Command::new(exe).arg("read").arg(file).output().unwrap();
+    let s = String::from_utf8_lossy(&out.stdout);
+    s.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let ctx = NodeCtx::detached();
+    if args.get(1).map(String::as_str) == Some("read") {
+        let s = load_stack(Path::new(&args[2]), &LoadOptions::default(), &ctx).unwrap();
+        println!("rss {} {}", vm_hwm(), s.describe());
+        return;
+    }
+    let opt = |name: &str, default: &str| -> String {
+        args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned()).unwrap_or(default.to_string())
+    };
+    let python = opt("--python", "python3");
+    let cells3d = PathBuf::from(opt("--cells3d", "../shared/data/nuclei3d_cells3d/image.tif"));
+    let mb: usize = opt("--synthetic-mb", "2048").parse().unwrap();
+    let repeats: usize = opt("--repeats", "3").parse().unwrap();
+    let tmp = tempfile::tempdir_in(opt("--tmp", &std::env::temp_dir().to_string_lossy())).unwrap();
+    println!("threads: {}, repeats: {repeats}", rayon::current_num_threads());
+
+    let mut rows = Vec::new();
+    let mut mem = Vec::new();
+    let mut inputs: Vec<(String, PathBuf, Compression)> = Vec::new();
+    if cells3d.exists() {
+        inputs.push(("cells3d 60×256×256 u16, uncompressed".into(), cells3d.clone(), Compression::None));
+        let lzw = tmp.path().join("cells3d_lzw.tif");
+        let s = load_stack(&cells3d, &LoadOptions::default(), &ctx).unwrap();
+        save_tiff(&s, StackKind::Image, &lzw, Compression::Lzw, &ctx).unwrap();
+        inputs.push(("cells3d 60×256×256 u16, LZW".into(), lzw, Compression::Lzw));
+    } else {
+        println!("cells3d not found at {} (skipped)", cells3d.display());
+    }
+    if mb > 0 {
+        let t0 = Instant::now();
+        let s = synthetic(mb);
+        let desc = s.describe();
+        for c in [Compression::None, Compression::Lzw] {
+            let p = tmp.path().join(format!("synthetic_{c:?}.tif"));
+            save_tiff(&s, StackKind::Image, &p, c, &ctx).unwrap();
+            inputs.push((format!("synthetic {desc} ({} MB), {c:?}", (s.len() * 2) >> 20), p, c));
+        }
+        println!("generated the synthetic stack in {:.1} s", t0.elapsed().as_secs_f64());
+    }
+
+    for (name, file, comp) in &inputs {
+        let bytes = {
+            let s = load_stack(file, &LoadOptions::default(), &ctx).unwrap();
+            (s.len() * s.dtype().size()) as f64
+        };
+        let mbytes = bytes / 1e6;
+        // Read.
+        let (t_petri, _) = best(repeats, || load_stack(file, &LoadOptions::default(), &ctx).unwrap());
+        let r = peer(&python, &["read", &file.to_string_lossy(), &repeats.to_string()]);
+        let t_peer: f64 = r[1].parse().unwrap();
+        rows.push(Row { what: format!("read {name}"), petri: t_petri, peer: t_peer, mb: mbytes });
+        mem.push((name.clone(), bytes, petri_read_rss(file), r[2].parse::<f64>().unwrap()));
+        // Write (same compression as the input).
+        let s = load_stack(file, &LoadOptions::default(), &ctx).unwrap();
+        let out = tmp.path().join("petri_out.tif");
+        let (t_w, _) = best(repeats, || save_tiff(&s, StackKind::Image, &out, *comp, &ctx).unwrap());
+        drop(s);
+        let cname = match comp {
+            Compression::None => "none",
+            Compression::Lzw => "lzw",
+            _ => "deflate",
+        };
+        let pout = tmp.path().join("peer_out.tif");
+        let w =
+            peer(&python, &["write", &file.to_string_lossy(), &pout.to_string_lossy(), cname, &repeats.to_string()]);
+        let t_wp: f64 = w[1].parse().unwrap();
+        let sizes = (
+            std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0),
+            std::fs::metadata(&pout).map(|m| m.len()).unwrap_or(0),
+        );
+        rows.push(Row {
+            what: format!(
+                "write {name} (files: Petri {:.1} MB, tifffile {:.1} MB)",
+                sizes.0 as f64 / 1e6,
+                sizes.1 as f64 / 1e6
+            ),
+            petri: t_w,
+            peer: t_wp,
+            mb: mbytes,
+        });
+        let _ = std::fs::remove_file(&out);
+        let _ = std::fs::remove_file(&pout);
+    }
+
+    println!(
+        "\n| operation | Petri s | tifffile s | Petri MB/s | tifffile MB/s | speed-up (tifffile time / Petri time) |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for r in &rows {
+        println!(
+            "| {} | {:.3} | {:.3} | {:.0} | {:.0} | {:.2} |",
+            r.what,
+            r.petri,
+            r.peer,
+            r.mb / r.petri,
+            r.mb / r.peer,
+            r.peer / r.petri
+        );
+    }
+    println!(
+        "\n| peak memory while reading | decoded MB | Petri max RSS MB (× decoded) | tifffile max RSS MB (× decoded) |"
+    );
+    println!("|---|---|---|---|");
+    for (name, bytes, p, t) in mem {
+        println!(
+            "| {name} | {:.0} | {:.0} ({:.2}×) | {:.0} ({:.2}×) |",
+            bytes / 1e6,
+            p as f64 / 1e6,
+            p as f64 / bytes,
+            t / 1e6,
+            t / bytes
+        );
+    }
+}

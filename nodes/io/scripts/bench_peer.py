@@ -1,0 +1,42 @@
+#!/usr/bin/env python3
+"""tifffile side of the petri-io benchmark (examples/bench_io.rs runs it; see docs/benchmarks/io.md).
+
+    bench_peer.py read FILE REPEATS      -> prints "read <best seconds> <max RSS bytes> <shape> <dtype>"
+    bench_peer.py write IN OUT COMP REPEATS -> prints "write <best seconds>" (IN is read first, untimed)
+
+COMP is none, lzw or deflate; files are written as ImageJ hyperstacks like Petri's io.save_tiff.
+"""
+import resource
+import sys
+import time
+
+import tifffile
+
+
+def main():
+    if sys.argv[1] == "read":
+        path, repeats = sys.argv[2], int(sys.argv[3])
+        best = float("inf")
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            a = tifffile.imread(path)
+            best = min(best, time.perf_counter() - t0)
+            shape, dtype = a.shape, a.dtype
+            del a
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        print(f"read {best:.6f} {rss} {'x'.join(map(str, shape))} {dtype}")
+    else:
+        src, out, comp, repeats = sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+        a = tifffile.imread(src)
+        axes = "ZYX" if a.ndim == 3 else "YX"
+        best = float("inf")
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            tifffile.imwrite(out, a, imagej=True, metadata={"axes": axes},
+                             compression=None if comp == "none" else comp)
+            best = min(best, time.perf_counter() - t0)
+        print(f"write {best:.6f}")
+
+
+if __name__ == "__main__":
+    main()
