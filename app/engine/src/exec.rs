@@ -200,8 +200,11 @@ pub fn node_key(node: &CompiledNode, fingerprint: Option<&[u8; 32]>, inputs: &[(
     s(&mut h, &node.type_id);
     let version = node.entry.as_ref().map_or(0, |e| e.spec.version);
     h.update(&version.to_le_bytes());
-    h.update(&(node.key_params.len() as u64).to_le_bytes());
-    for (k, v) in &node.key_params {
+    let skip_paths = fingerprint.is_some();
+    let params: Vec<_> =
+        node.key_params.iter().filter(|(k, _)| !(skip_paths && node.read_paths.contains(*k))).collect();
+    h.update(&(params.len() as u64).to_le_bytes());
+    for (k, v) in params {
         s(&mut h, k);
         v.hash_into(&mut h);
     }

@@ -175,6 +175,9 @@ pub struct CompiledNode {
     pub key_params: BTreeMap<String, ParamValue>,
     /// Input port → the output feeding it.
     pub inputs: BTreeMap<String, PortRef>,
+    /// Names of the parameters that are input paths. When the node fingerprints what it reads,
+    /// these stay out of its key: the same bytes under another name give the same result.
+    pub read_paths: BTreeSet<String>,
 }
 
 #[derive(Clone)]
@@ -225,6 +228,7 @@ pub fn compile(doc: &GraphDoc, registry: &Registry, paths: &PathContext) -> Resu
                     params: Params::default(),
                     key_params: BTreeMap::new(),
                     inputs: BTreeMap::new(),
+                    read_paths: BTreeSet::new(),
                 },
             );
             continue;
@@ -251,6 +255,12 @@ pub fn compile(doc: &GraphDoc, registry: &Registry, paths: &PathContext) -> Resu
         }
         let mut values = BTreeMap::new();
         let mut key_params = BTreeMap::new();
+        let read_paths: BTreeSet<String> = spec
+            .params
+            .iter()
+            .filter(|p| matches!(p.kind, ParamKind::Path { mode: PathMode::Read { .. }, .. }))
+            .map(|p| p.name.clone())
+            .collect();
         for p in &spec.params {
             let given = n.params.get(&p.name).unwrap_or(&p.default);
             let v = match p.check_kind(given) {
@@ -296,6 +306,7 @@ pub fn compile(doc: &GraphDoc, registry: &Registry, paths: &PathContext) -> Resu
                 params: Params::new(values),
                 key_params,
                 inputs: BTreeMap::new(),
+                read_paths,
             },
         );
     }
