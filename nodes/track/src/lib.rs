@@ -11,6 +11,7 @@ pub mod objects;
 pub mod reassign;
 pub mod save_ctc;
 pub mod tracks;
+mod util;
 
 /// Registers every node of this crate (one line per node).
 pub fn register(r: &mut Registry) -> Result<(), RegistryError> {

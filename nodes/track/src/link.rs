@@ -13,7 +13,6 @@ use std::sync::Arc;
 use petri_api::{
     ColumnData, Inputs, Node, NodeCtx, NodeError, NodeSpec, Outputs, ParamSpec, Params, PortType, Stack, Table, Value,
 };
-use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
 use crate::assign::assign;
@@ -283,18 +282,27 @@ pub fn link(
     let lin = link_objects(&objs, p, &mut |a, b| frame_overlaps(lab, vlen, a, b)).map_err(NodeError::failed)?;
 
     // Relabel pixels: per frame, input label → track id.
-    let mut out = vec![0u32; lab.len()];
-    out.par_chunks_mut(vlen).zip(lab.par_chunks(vlen)).enumerate().for_each(|(t, (o, l))| {
-        let map: FxHashMap<u32, u32> = objs[t].iter().zip(&lin.assign[t]).map(|(ob, &id)| (ob.label, id)).collect();
-        let mut prev = (0u32, 0u32);
-        for (d, &s) in o.iter_mut().zip(l) {
-            if s == 0 {
-                continue;
+    let out = crate::util::par_filled(vlen, labels.t(), |t, o| {
+        let l = &lab[t * vlen..(t + 1) * vlen];
+        let max = objs[t].last().map_or(0, |ob| ob.label) as usize;
+        if max < (1 << 20) {
+            // A direct table: one load per pixel, no branch.
+            let mut table = vec![0u32; max + 1];
+            for (ob, &id) in objs[t].iter().zip(&lin.assign[t]) {
+                table[ob.label as usize] = id;
             }
-            if s != prev.0 {
-                prev = (s, map.get(&s).copied().unwrap_or(0));
+            for (d, &s) in o.iter_mut().zip(l) {
+                *d = table[s as usize];
             }
-            *d = prev.1;
+        } else {
+            let map: FxHashMap<u32, u32> = objs[t].iter().zip(&lin.assign[t]).map(|(ob, &id)| (ob.label, id)).collect();
+            let mut prev = (0u32, 0u32);
+            for (d, &s) in o.iter_mut().zip(l) {
+                if s != prev.0 {
+                    prev = (s, map.get(&s).copied().unwrap_or(0));
+                }
+                *d = prev.1;
+            }
         }
     });
     let relabelled = labels.with_pixels(out).map_err(|e| NodeError::failed(e.to_string()))?;

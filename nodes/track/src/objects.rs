@@ -97,7 +97,11 @@ fn measure_frame<P: Pixel>(
     nx: usize,
     vs: [f64; 3],
 ) -> Vec<Obj> {
-    let mut acc: FxHashMap<u32, Acc> = FxHashMap::default();
+    // Small ids (the usual case) index a table directly; others go through a hash map.
+    let max = lab.iter().copied().max().unwrap_or(0) as usize;
+    let dense = max < (1 << 16);
+    let mut table: Vec<Acc> = if dense { (0..=max).map(|_| Acc::default()).collect() } else { Vec::new() };
+    let mut map: FxHashMap<u32, Acc> = FxHashMap::default();
     for (r, row) in lab.chunks_exact(nx).enumerate() {
         let z = (r / ny) as u64;
         let y = (r % ny) as u64;
@@ -110,7 +114,7 @@ fn measure_frame<P: Pixel>(
                 x1 += 1;
             }
             if v != 0 {
-                let a = acc.entry(v).or_default();
+                let a = if dense { &mut table[v as usize] } else { map.entry(v).or_default() };
                 let len = (x1 - x0) as u64;
                 a.n += len;
                 a.s[0] += z * len;
@@ -131,6 +135,11 @@ fn measure_frame<P: Pixel>(
             x0 = x1;
         }
     }
+    let acc: Vec<(u32, Acc)> = if dense {
+        table.into_iter().enumerate().filter(|(_, a)| a.n > 0).map(|(l, a)| (l as u32, a)).collect()
+    } else {
+        map.into_iter().collect()
+    };
     let mut out: Vec<Obj> = acc
         .into_iter()
         .map(|(label, a)| {
