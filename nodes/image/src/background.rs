@@ -42,6 +42,7 @@ pub fn rolling_ball_f64(vol: &[f64], dims: [usize; 3], r: f64) -> Vec<f64> {
             }
         }
     }
+    let avx2 = crate::sep::has_avx2();
     let mut out = vec![0f64; vol.len()];
     out.par_chunks_mut(nx).enumerate().for_each(|(row, o)| {
         let (z, y) = ((row / ny) as isize, (row % ny) as isize);
@@ -52,21 +53,44 @@ pub fn rolling_ball_f64(vol: &[f64], dims: [usize; 3], r: f64) -> Vec<f64> {
                 continue;
             }
             let s = &vol[(sz as usize * ny + sy as usize) * nx..][..nx];
-            for &(dx, d) in ks {
-                // Output x reads s[x + dx]; only x with 0 ≤ x + dx < nx.
-                let (x0, x1) = ((-dx).max(0) as usize, (nx as isize - dx).min(nx as isize).max(0) as usize);
-                if x0 >= x1 {
-                    continue;
-                }
-                let src = &s[(x0 as isize + dx) as usize..(x1 as isize + dx) as usize];
-                for (a, &b) in o[x0..x1].iter_mut().zip(src) {
-                    let v = b + d;
-                    *a = if v < *a { v } else { *a };
-                }
-            }
+            ball_row(avx2, o, s, ks);
         }
     });
     out
+}
+
+/// `o[x] = min(o[x], s[x + dx] + d)` for every (dx, d) of one kernel row, over the x where
+/// x + dx is inside the row.
+#[inline(always)]
+fn ball_row_impl(o: &mut [f64], s: &[f64], ks: &[(isize, f64)]) {
+    let nx = o.len() as isize;
+    for &(dx, d) in ks {
+        let (x0, x1) = ((-dx).max(0), (nx - dx).min(nx));
+        if x0 >= x1 {
+            continue;
+        }
+        let src = &s[(x0 + dx) as usize..(x1 + dx) as usize];
+        for (a, &b) in o[x0 as usize..x1 as usize].iter_mut().zip(src) {
+            let v = b + d;
+            *a = if v < *a { v } else { *a };
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn ball_row_avx2(o: &mut [f64], s: &[f64], ks: &[(isize, f64)]) {
+    ball_row_impl(o, s, ks)
+}
+
+fn ball_row(avx2: bool, o: &mut [f64], s: &[f64], ks: &[(isize, f64)]) {
+    #[cfg(target_arch = "x86_64")]
+    if avx2 {
+        // SAFETY: only called when the CPU reports AVX2.
+        return unsafe { ball_row_avx2(o, s, ks) };
+    }
+    let _ = avx2;
+    ball_row_impl(o, s, ks)
 }
 
 fn background_typed<P: Pixel>(s: &Stack, px: &[P], method: BackgroundMethod, r: f64) -> (Vec<P>, Vec<P>) {

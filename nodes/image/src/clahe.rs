@@ -119,64 +119,67 @@ pub fn clahe_volume<P: Pixel>(
     let kernel_elements = k[0] * k[1] * k[2];
     let clim =
         if clip_limit > 0.0 { ((clip_limit * kernel_elements as f64) as i64).max(1) } else { kernel_elements as i64 };
-    // Original index of each padded coordinate, per axis.
+    // Original index of each padded coordinate, per axis, and the quantised image.
     let src: [Vec<usize>; 3] = std::array::from_fn(|d| {
         (0..padded[d]).map(|p| np_reflect(p as isize - pad_start[d] as isize, dims[d])).collect()
     });
-    let bin =
-        |z: usize, y: usize, x: usize| img[(src[0][z] * dims[1] + src[1][y]) * dims[2] + src[2][x]] as usize / bin_size;
+    let mut q = vec![0u16; img.len()];
+    util::par_map_into(&img, &mut q, |&v| (v as usize / bin_size) as u16);
 
-    // One clipped mapping (0..16383) per histogram block.
+    // One clipped mapping (0..16383) per histogram block, stored flat: maps[block·nbins + bin].
     let n_blocks = ns_hist[0] * ns_hist[1] * ns_hist[2];
     let scale = (NR_OF_GRAY - 1) as f64 / kernel_elements as f64;
-    let maps: Vec<Vec<f64>> = (0..n_blocks)
-        .into_par_iter()
-        .map(|b| {
-            let (bz, by, bx) = (b / (ns_hist[1] * ns_hist[2]), (b / ns_hist[2]) % ns_hist[1], b % ns_hist[2]);
-            let mut h = vec![0i64; nbins.max(NR_OF_GRAY / bin_size + 1)];
-            for z in k[0] / 2 + bz * k[0]..k[0] / 2 + (bz + 1) * k[0] {
-                for y in k[1] / 2 + by * k[1]..k[1] / 2 + (by + 1) * k[1] {
-                    for x in k[2] / 2 + bx * k[2]..k[2] / 2 + (bx + 1) * k[2] {
-                        h[bin(z, y, x)] += 1;
-                    }
+    let mut maps = vec![0f64; n_blocks * nbins];
+    maps.par_chunks_mut(nbins).enumerate().for_each(|(b, map)| {
+        let (bz, by, bx) = (b / (ns_hist[1] * ns_hist[2]), (b / ns_hist[2]) % ns_hist[1], b % ns_hist[2]);
+        let mut h = vec![0i64; nbins.max(NR_OF_GRAY / bin_size + 1)];
+        for z in k[0] / 2 + bz * k[0]..k[0] / 2 + (bz + 1) * k[0] {
+            for y in k[1] / 2 + by * k[1]..k[1] / 2 + (by + 1) * k[1] {
+                let row = (src[0][z] * dims[1] + src[1][y]) * dims[2];
+                for x in k[2] / 2 + bx * k[2]..k[2] / 2 + (bx + 1) * k[2] {
+                    h[q[row + src[2][x]] as usize] += 1;
                 }
             }
-            h.truncate(nbins);
-            clip_histogram(&mut h, clim);
-            let mut cum = 0i64;
-            h.iter()
-                .map(|&c| {
-                    cum += c;
-                    ((cum as f64 * scale).min((NR_OF_GRAY - 1) as f64)) as i64 as f64
-                })
-                .collect()
-        })
-        .collect();
+        }
+        h.truncate(nbins);
+        clip_histogram(&mut h, clim);
+        let mut cum = 0i64;
+        for (m, &c) in map.iter_mut().zip(&h) {
+            cum += c;
+            *m = ((cum as f64 * scale).min((NR_OF_GRAY - 1) as f64)) as i64 as f64;
+        }
+    });
 
-    // Interpolate between the 2^d surrounding blocks' mappings for every original voxel.
-    let mut res = vec![0u16; vol.len()];
+    // Interpolate between the 2^d surrounding blocks' mappings for every original voxel: the
+    // two blocks and weights along each axis, as scikit-image forms them.
+    let axis = |d: usize, i: usize| {
+        let p = i + pad_start[d];
+        let (b, o) = (p / k[d], p % k[d]);
+        let c = o as f64 / k[d] as f64;
+        let m = |e: usize| (b + e).saturating_sub(1).min(ns_hist[d] - 1);
+        ([m(0), m(1)], [1.0 - c, c])
+    };
     let [_, ny, nx] = dims;
+    let xs: Vec<([usize; 2], [f64; 2])> = (0..nx).map(|x| axis(2, x)).collect();
+    let mut res = vec![0u16; vol.len()];
     res.par_chunks_mut(nx).enumerate().for_each(|(row, out)| {
         let (z, y) = (row / ny, row % ny);
-        let axis = |d: usize, i: usize| {
-            let p = i + pad_start[d];
-            let (b, o) = (p / k[d], p % k[d]);
-            let c = o as f64 / k[d] as f64;
-            let m = |e: usize| (b + e).saturating_sub(1).min(ns_hist[d] - 1);
-            ([m(0), m(1)], [1.0 - c, c])
-        };
         let (mz, wz) = axis(0, z);
         let (my, wy) = axis(1, y);
-        for (x, o) in out.iter_mut().enumerate() {
-            let (mx, wx) = axis(2, x);
-            let v = bin(z + pad_start[0], y + pad_start[1], x + pad_start[2]);
+        let qrow = &q[row * nx..(row + 1) * nx];
+        for ((o, &v), (mx, wx)) in out.iter_mut().zip(qrow).zip(&xs) {
+            let v = v as usize;
             let mut acc = 0f32;
+            // Terms in scikit-image's order (z, y, x edge bits); a zero weight adds +0.0 to a
+            // non-negative sum, so skipping it changes nothing.
             for ez in 0..2 {
                 for ey in 0..2 {
                     for ex in 0..2 {
-                        let blk = (mz[ez] * ns_hist[1] + my[ey]) * ns_hist[2] + mx[ex];
                         let w = wx[ex] * wy[ey] * wz[ez];
-                        acc += (maps[blk][v] * w) as f32;
+                        if w != 0.0 {
+                            let blk = (mz[ez] * ns_hist[1] + my[ey]) * ns_hist[2] + mx[ex];
+                            acc += (maps[blk * nbins + v] * w) as f32;
+                        }
                     }
                 }
             }

@@ -2,6 +2,7 @@
 
 use petri_api::{Inputs, Node, NodeCtx, NodeError, NodeSpec, Outputs, ParamSpec, Params, PortType, Stack, Value};
 
+use crate::sep;
 use crate::util::{self, Border};
 
 /// Smooths every (t, c) volume with a Gaussian of standard deviation `sigma` pixels per axis
@@ -27,7 +28,11 @@ pub fn gaussian(s: &Stack, sigma_zyx: [f64; 3], truncate: f64) -> Result<Stack, 
         Some(util::gaussian_kernel(sigma_zyx[1], truncate)),
         Some(util::gaussian_kernel(sigma_zyx[2], truncate)),
     ];
-    let out = util::map_volumes_f64(s, |vol| util::separable(vol, s.zyx(), &kernels, Border::Nearest));
+    let out = sep::filter_stack(s, &kernels, Border::Nearest, false, |_, f, o: &mut [f32]| {
+        for (o, &v) in o.iter_mut().zip(f) {
+            *o = v as f32;
+        }
+    });
     s.with_pixels(out).map_err(|e| NodeError::failed(e.to_string()))
 }
 

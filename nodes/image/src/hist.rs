@@ -18,20 +18,31 @@ pub struct Histogram {
     pub integer: bool,
 }
 
-/// Minimum and maximum of a slice (NaN-free input assumed), in parallel.
+/// Chunk length giving each rayon thread a few large pieces (per-chunk state such as a 65536-bin
+/// histogram is then allocated a handful of times, not once per small chunk).
+pub fn chunk_len(n: usize) -> usize {
+    n.div_ceil(4 * rayon::current_num_threads()).max(1 << 14)
+}
+
+/// Minimum and maximum of a slice (NaN-free input assumed), in parallel; compared in the pixel
+/// type so the loop vectorises.
 pub fn min_max<P: Pixel>(px: &[P]) -> (f64, f64) {
-    px.par_chunks(1 << 16)
+    if px.is_empty() {
+        return (f64::INFINITY, f64::NEG_INFINITY);
+    }
+    let (lo, hi) = px
+        .par_chunks(chunk_len(px.len()))
         .map(|c| {
-            let mut lo = f64::INFINITY;
-            let mut hi = f64::NEG_INFINITY;
+            let (mut lo, mut hi) = (c[0], c[0]);
             for &v in c {
-                let v = v.to_f64();
-                lo = lo.min(v);
-                hi = hi.max(v);
+                lo = if v < lo { v } else { lo };
+                hi = if v > hi { v } else { hi };
             }
             (lo, hi)
         })
-        .reduce(|| (f64::INFINITY, f64::NEG_INFINITY), |a, b| (a.0.min(b.0), a.1.max(b.1)))
+        .reduce_with(|a, b| (if b.0 < a.0 { b.0 } else { a.0 }, if b.1 > a.1 { b.1 } else { a.1 }))
+        .unwrap_or((px[0], px[0]));
+    (lo.to_f64(), hi.to_f64())
 }
 
 /// numpy's equal-width bin edges: `linspace(lo, hi, nbins + 1)`, i.e. `i·step + lo` with the last
@@ -70,16 +81,36 @@ pub fn histogram(buf: &Buffer, nbins: usize) -> Histogram {
 
 pub fn histogram_of<P: Pixel>(px: &[P], nbins: usize) -> Histogram {
     let (lo, hi) = min_max(px);
+    histogram_range(px, lo, hi, nbins)
+}
+
+/// [`histogram_of`] with the minimum and maximum already known.
+pub fn histogram_range<P: Pixel>(px: &[P], lo: f64, hi: f64, nbins: usize) -> Histogram {
+    let chunk = chunk_len(px.len());
     if P::DTYPE.is_integer() && ((hi - lo) as u64) < MAX_INT_BINS {
         let nb = (hi - lo) as usize + 1;
         let lo_i = lo as u64;
         let counts = px
-            .par_chunks(1 << 16)
+            .par_chunks(chunk)
             .fold(
                 || vec![0u64; nb],
                 |mut h, c| {
-                    for &v in c {
+                    // Four interleaved sub-histograms: runs of equal neighbouring pixels then do
+                    // not serialise on one counter.
+                    let mut sub = vec![0u32; 4 * nb];
+                    let mut it = c.chunks_exact(4);
+                    for q in &mut it {
+                        for (j, &v) in q.iter().enumerate() {
+                            sub[j * nb + (v.to_f64() as u64 - lo_i) as usize] += 1;
+                        }
+                    }
+                    for &v in it.remainder() {
                         h[(v.to_f64() as u64 - lo_i) as usize] += 1;
+                    }
+                    for j in 0..4 {
+                        for (a, &b) in h.iter_mut().zip(&sub[j * nb..(j + 1) * nb]) {
+                            *a += b as u64;
+                        }
                     }
                     h
                 },
@@ -90,7 +121,7 @@ pub fn histogram_of<P: Pixel>(px: &[P], nbins: usize) -> Histogram {
     }
     let edges = numpy_edges(lo, hi, nbins);
     let counts = px
-        .par_chunks(1 << 16)
+        .par_chunks(chunk)
         .fold(
             || vec![0u64; nbins],
             |mut h, c| {

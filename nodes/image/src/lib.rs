@@ -10,6 +10,7 @@ pub mod mean;
 pub mod median;
 pub mod morph;
 pub mod normalize;
+pub mod sep;
 pub mod threshold;
 pub mod unsharp;
 pub mod util;

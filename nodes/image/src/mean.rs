@@ -14,7 +14,11 @@ pub fn mean(s: &Stack, size: usize) -> Result<Stack, NodeError> {
     util::check_finite(s, "image")?;
     let k = util::box_kernel(size);
     let kernels = [(s.z() > 1).then(|| k.clone()), Some(k.clone()), Some(k)];
-    let out = util::map_volumes_f64(s, |vol| util::separable(vol, s.zyx(), &kernels, Border::Nearest));
+    let out = crate::sep::filter_stack(s, &kernels, Border::Nearest, false, |_, f, o: &mut [f32]| {
+        for (o, &v) in o.iter_mut().zip(f) {
+            *o = v as f32;
+        }
+    });
     s.with_pixels(out).map_err(|e| NodeError::failed(e.to_string()))
 }
 

@@ -115,25 +115,28 @@ pub fn otsu_from_hist(h: &Histogram) -> f64 {
     h.centers[idx]
 }
 
-/// The first pixel's value, if every pixel equals it (scikit-image returns it as the threshold).
-fn constant_value(buf: &petri_api::Buffer) -> Option<f64> {
-    petri_api::with_pixels!(buf, px => {
-        let first = px[0];
-        px.par_iter().all(|&v| v == first).then(|| first.to_f64())
-    })
+/// The pixels' minimum and maximum.
+fn stack_min_max(s: &Stack) -> (f64, f64) {
+    petri_api::with_pixels!(s.buffer(), px => hist::min_max(px))
 }
 
-/// `threshold_otsu` over all pixels of the stack.
+fn stack_histogram(s: &Stack, lo: f64, hi: f64) -> Histogram {
+    petri_api::with_pixels!(s.buffer(), px => hist::histogram_range(px, lo, hi, 256))
+}
+
+/// `threshold_otsu` over all pixels of the stack (a constant image gives its value).
 pub fn threshold_otsu(s: &Stack) -> f64 {
-    if let Some(v) = constant_value(s.buffer()) {
-        return v;
+    let (lo, hi) = stack_min_max(s);
+    if lo == hi {
+        return lo;
     }
-    otsu_from_hist(&hist::histogram(s.buffer(), 256))
+    otsu_from_hist(&stack_histogram(s, lo, hi))
 }
 
 /// `threshold_triangle` (nbins 256; integer images one bin per integer) over the whole stack.
 pub fn threshold_triangle(s: &Stack) -> f64 {
-    let h = hist::histogram(s.buffer(), 256);
+    let (lo, hi) = stack_min_max(s);
+    let h = stack_histogram(s, lo, hi);
     let nbins = h.counts.len();
     let counts: Vec<i64> = h.counts.iter().map(|&c| c as i64).collect();
     let mut arg_peak = 0;
@@ -146,7 +149,7 @@ pub fn threshold_triangle(s: &Stack) -> f64 {
     let low = counts.iter().position(|&c| c > 0).unwrap_or(0);
     let high = counts.iter().rposition(|&c| c > 0).unwrap_or(0);
     if low == high {
-        return petri_api::with_pixels!(s.buffer(), px => px[0].to_f64());
+        return lo;
     }
     let flip = (arg_peak as i64 - low as i64) < (high as i64 - arg_peak as i64);
     let (hv, low, arg_peak): (Vec<i64>, usize, usize) = if flip {
@@ -177,10 +180,10 @@ pub fn threshold_triangle(s: &Stack) -> f64 {
 /// `threshold_li` (default tolerance and initial guess) over the whole stack. Float images are
 /// treated as float64, so the result is scikit-image's on `float64(image)`.
 pub fn threshold_li(s: &Stack) -> f64 {
-    if let Some(v) = constant_value(s.buffer()) {
-        return v;
+    let (lo, hi) = stack_min_max(s);
+    if lo == hi {
+        return lo;
     }
-    let (lo, _) = petri_api::with_pixels!(s.buffer(), px => hist::min_max(px));
     let n = s.len() as f64;
     let mean = petri_api::with_pixels!(s.buffer(), px => px.par_chunks(1 << 16)
         .map(|c| c.iter().map(|v| v.to_f64() - lo).sum::<f64>()).sum::<f64>())
@@ -188,7 +191,7 @@ pub fn threshold_li(s: &Stack) -> f64 {
     let li_step = |mb: f64, mf: f64| (mb - mf) / (mb.ln() - mf.ln());
     if s.dtype().is_integer() {
         // Iterate on the histogram of (image − min), with counts as float32 like scikit-image.
-        let h = hist::histogram(s.buffer(), 256);
+        let h = stack_histogram(s, lo, hi);
         let counts: Vec<f64> = h.counts.iter().map(|&c| c as f32 as f64).collect();
         let centers: Vec<f64> = h.centers.iter().map(|&c| c - lo).collect();
         let tol = 0.5;
@@ -273,23 +276,11 @@ pub fn threshold_local(s: &Stack, block_size: usize, offset: f64, method: LocalM
         LocalMethod::Mean => util::box_kernel(block_size),
     };
     let kernels = [(s.z() > 1).then(|| kernel.clone()), Some(kernel.clone()), Some(kernel)];
-    let mut out = vec![0u8; s.len()];
-    let n = s.volume_len();
-    for t in 0..s.t() {
-        for c in 0..s.c() {
-            let vol = util::volume_f64(s, t, c);
-            let mut th = vol.clone();
-            util::separable(&mut th, s.zyx(), &kernels, Border::Reflect);
-            let o = (t * s.c() + c) * n;
-            out[o..o + n].par_chunks_mut(1 << 14).zip(vol.par_chunks(1 << 14).zip(th.par_chunks(1 << 14))).for_each(
-                |(d, (v, th))| {
-                    for ((d, &v), &th) in d.iter_mut().zip(v).zip(th) {
-                        *d = (v > th - offset) as u8;
-                    }
-                },
-            );
+    let out = crate::sep::filter_stack(s, &kernels, Border::Reflect, true, |src, th, o: &mut [u8]| {
+        for ((o, &v), &t) in o.iter_mut().zip(src).zip(th) {
+            *o = (v > t - offset) as u8;
         }
-    }
+    });
     s.with_pixels(out).map_err(|e| NodeError::failed(e.to_string()))
 }
 

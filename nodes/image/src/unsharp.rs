@@ -17,11 +17,9 @@ pub fn unsharp(s: &Stack, radius: f64, amount: f64) -> Result<Stack, NodeError> 
     util::check_finite(s, "image")?;
     let k = util::gaussian_kernel(radius, 4.0);
     let kernels = [(s.z() > 1).then(|| k.clone()), Some(k.clone()), Some(k)];
-    let out = util::map_volumes_f64(s, |vol| {
-        let orig = vol.clone();
-        util::separable(vol, s.zyx(), &kernels, Border::Reflect);
-        for (b, &o) in vol.iter_mut().zip(&orig) {
-            *b = o + (o - *b) * amount;
+    let out = crate::sep::filter_stack(s, &kernels, Border::Reflect, true, |src, blur, o: &mut [f32]| {
+        for ((o, &v), &b) in o.iter_mut().zip(src).zip(blur) {
+            *o = (v + (v - b) * amount) as f32;
         }
     });
     s.with_pixels(out).map_err(|e| NodeError::failed(e.to_string()))
