@@ -96,7 +96,11 @@ fn main() {
             metrics(&ws, &gt, None, false, &DEFAULT_THRESHOLDS).unwrap();
         });
         let rows: Vec<(&str, &str, f64)> = vec![
-            ("regionprops basic (label, area, centroid, intensity_mean, bbox)", "measure.regions (all columns)", regions_ms),
+            (
+                "regionprops basic (label, area, centroid, intensity_mean, bbox)",
+                "measure.regions (all columns)",
+                regions_ms,
+            ),
             ("regionprops full (+ shape, intensity min/max)", "measure.regions (all columns)", regions_ms),
             ("IoU+Dice (foreground)", "foreground_counts", fg_ms),
             ("adapted_rand_error", "measure.metrics (every score)", all_ms),
