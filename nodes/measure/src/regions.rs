@@ -163,14 +163,15 @@ impl Node for Regions {
             "measure.regions",
             1,
             "measure",
-            "Measures every labelled object (per time point): size, centre, bounding box and intensity, \
+            "Measures every labelled object (per time point): size, shape, centre, bounding box and intensity, \
              with scikit-image's regionprops column names.",
         )
         .input("labels", PortType::Labels, "Objects to measure (0 = background), 2-D or 3-D, optionally over time.")
         .optional_input(
             "image",
             PortType::Image,
-            "Intensity image of the same size; adds the mean intensity of each object (one column per channel).",
+            "Intensity image of the same size; adds each object's mean, minimum, maximum and summed intensity \
+             (one set of columns per channel).",
         )
         .output(
             "table",
