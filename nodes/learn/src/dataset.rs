@@ -731,8 +731,12 @@ impl Node for DatasetNode {
             "instance_borders" => ClassMode::InstanceBorders,
             _ => ClassMode::Foreground,
         };
-        let ps = p.floats_n("patch_size", 3).or_else(|_| p.floats("patch_size").map(|v| vec![v[0]; 3]))?;
-        let patch = [ps[0] as usize, ps[1] as usize, ps[2] as usize];
+        let ps: Vec<usize> = p.floats("patch_size")?.iter().map(|&v| v.round().max(1.0) as usize).collect();
+        let patch = match ps.len() {
+            1 => [ps[0]; 3],
+            2 => [1, ps[0], ps[1]],
+            _ => [ps[0], ps[1], ps[2]],
+        };
         let f = p.f64("validation_fraction")?;
         let split = match p.str("split")? {
             "indices" => {

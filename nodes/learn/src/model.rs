@@ -166,11 +166,17 @@ impl Net {
         Ok(())
     }
 
-    /// Every variable by name, on the CPU (running statistics included).
+    /// A copy of every variable by name, on the CPU (running statistics included).
     pub fn tensors(&self, prefix: &str) -> Result<HashMap<String, Tensor>, NodeError> {
         let data = self.vars.data().lock().unwrap_or_else(|e| e.into_inner());
         data.iter()
-            .map(|(k, v)| Ok((format!("{prefix}{k}"), v.as_tensor().to_device(&Device::Cpu).map_err(cerr)?)))
+            // `copy`: a snapshot, not a view that changes as training goes on.
+            .map(|(k, v)| {
+                Ok((
+                    format!("{prefix}{k}"),
+                    v.as_tensor().to_device(&Device::Cpu).and_then(|t| t.copy()).map_err(cerr)?,
+                ))
+            })
             .collect()
     }
 
