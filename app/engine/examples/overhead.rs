@@ -8,7 +8,9 @@
 
 use std::time::Instant;
 
-use petri_api::{Inputs, Node, NodeCtx, NodeError, NodeSpec, Outputs, ParamSpec, Params, PortType, Registry, Stack, Value};
+use petri_api::{
+    Inputs, Node, NodeCtx, NodeError, NodeSpec, Outputs, ParamSpec, Params, PortType, Registry, Stack, Value,
+};
 use petri_engine::{Engine, GraphDoc, NodeDoc, PathContext, PortRef, Pos, RunOptions, compile};
 
 struct Source;
@@ -43,7 +45,8 @@ impl Node for Inc {
 
 fn chain(n: usize, seed: i64) -> GraphDoc {
     let mut g = GraphDoc::default();
-    g.add_node("n0", NodeDoc::new("bench.source", 1).with("seed", petri_api::ParamValue::Int(seed)), Pos::default()).unwrap();
+    g.add_node("n0", NodeDoc::new("bench.source", 1).with("seed", petri_api::ParamValue::Int(seed)), Pos::default())
+        .unwrap();
     for i in 1..n {
         g.add_node(&format!("n{i}"), NodeDoc::new("bench.inc", 1), Pos::default()).unwrap();
         g.connect(PortRef::new(&format!("n{}", i - 1), "image"), PortRef::new(&format!("n{i}"), "image"));
@@ -62,7 +65,12 @@ fn main() {
     r.register(Inc).unwrap();
     let engine = Engine::new(r);
     let dir = std::env::temp_dir().join(format!("petri-overhead-{}", std::process::id()));
-    let ctx = PathContext { graph_dir: dir.clone(), out_dir: dir.join("out"), cwd: dir.clone(), user_set: Default::default() };
+    let ctx = PathContext {
+        graph_dir: dir.clone(),
+        out_dir: dir.join("out"),
+        cwd: dir.clone(),
+        user_set: Default::default(),
+    };
     let n = 100;
     let reps = 20;
     let mut rows = Vec::new();

@@ -96,10 +96,10 @@ impl MemoryCache {
     pub fn insert(&mut self, key: Key, outputs: OutputMap, cost_secs: f64) {
         self.tick += 1;
         let bytes: usize = outputs.values().map(Value::byte_size).sum::<usize>() + 256;
-        if let Some(old) = self.entries.insert(
-            key,
-            MemEntry { outputs, bytes, cost_secs, last_used: self.tick, run: self.current_run },
-        ) {
+        if let Some(old) = self
+            .entries
+            .insert(key, MemEntry { outputs, bytes, cost_secs, last_used: self.tick, run: self.current_run })
+        {
             self.used -= old.bytes;
         }
         self.used += bytes;
@@ -237,7 +237,13 @@ impl DiskCache {
     }
 
     /// Stores an entry atomically (a temp folder renamed into place).
-    pub fn store(&self, key: &Key, type_id: &str, outputs: &BTreeMap<String, Value>, seconds: f64) -> Result<(), DiskCacheError> {
+    pub fn store(
+        &self,
+        key: &Key,
+        type_id: &str,
+        outputs: &BTreeMap<String, Value>,
+        seconds: f64,
+    ) -> Result<(), DiskCacheError> {
         let final_dir = self.entry_dir(key);
         if final_dir.join("manifest.json").is_file() {
             return Ok(());
@@ -257,7 +263,11 @@ impl DiskCache {
                 f.sync_all().map_err(|e| io(&p, e))?;
                 manifest.outputs.insert(
                     port.clone(),
-                    ManifestOutput { file, blake3: blake3::hash(&bytes).to_hex().to_string(), bytes: bytes.len() as u64 },
+                    ManifestOutput {
+                        file,
+                        blake3: blake3::hash(&bytes).to_hex().to_string(),
+                        bytes: bytes.len() as u64,
+                    },
                 );
             }
             let mp = tmp.join("manifest.json");

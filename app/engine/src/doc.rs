@@ -200,7 +200,8 @@ impl GraphDoc {
 
     /// A free id based on `base` ("gaussian", "gaussian_2", ...).
     pub fn fresh_id(&self, base: &str) -> String {
-        let base: String = base.chars().map(|c| if c.is_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect();
+        let base: String =
+            base.chars().map(|c| if c.is_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect();
         let base = if valid_node_id(&base) { base } else { format!("n_{base}") };
         if !self.nodes.contains_key(&base) {
             return base;

@@ -155,20 +155,15 @@ pub struct Engine {
     next_run: AtomicU64,
 }
 
-enum JobKind {
-    Run { inputs: Inputs },
-    Load,
-}
-
 struct Job {
     id: String,
     key: Option<Key>,
-    kind: JobKind,
+    inputs: Inputs,
 }
 
 struct JobResult {
     id: String,
-    result: Result<(OutputMap, f64, bool), (String, FailureKind)>,
+    result: Result<(OutputMap, f64), (String, FailureKind)>,
     log: Vec<String>,
 }
 
@@ -232,7 +227,11 @@ impl Engine {
     }
 
     pub fn with_memory_budget(registry: Registry, budget: usize) -> Engine {
-        Engine { registry: Arc::new(registry), memory: Mutex::new(MemoryCache::new(budget)), next_run: AtomicU64::new(1) }
+        Engine {
+            registry: Arc::new(registry),
+            memory: Mutex::new(MemoryCache::new(budget)),
+            next_run: AtomicU64::new(1),
+        }
     }
 
     pub fn registry(&self) -> &Registry {
@@ -263,12 +262,19 @@ impl Engine {
         self.run_with_id(run, compiled, opts, on_event)
     }
 
-    pub fn run_with_id(&self, run: u64, compiled: &Compiled, opts: &RunOptions, on_event: &mut dyn FnMut(Event)) -> RunReport {
+    pub fn run_with_id(
+        &self,
+        run: u64,
+        compiled: &Compiled,
+        opts: &RunOptions,
+        on_event: &mut dyn FnMut(Event),
+    ) -> RunReport {
         let t0 = Instant::now();
         if let Ok(mut m) = self.memory.lock() {
             m.begin_run(run);
         }
-        let topo_index: HashMap<&str, usize> = compiled.order.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
+        let topo_index: HashMap<&str, usize> =
+            compiled.order.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
         let consumers: BTreeMap<&str, BTreeSet<&str>> = {
             let mut c: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
             for n in compiled.nodes.values() {
@@ -335,8 +341,9 @@ impl Engine {
                 blocked.push(id.clone());
                 continue;
             }
-            let fp = catch_unwind(AssertUnwindSafe(|| entry.node.fingerprint(&n.params)))
-                .unwrap_or_else(|p| Err(NodeError::failed(format!("panicked while fingerprinting: {}", panic_text(&p)))));
+            let fp = catch_unwind(AssertUnwindSafe(|| entry.node.fingerprint(&n.params))).unwrap_or_else(|p| {
+                Err(NodeError::failed(format!("panicked while fingerprinting: {}", panic_text(&p))))
+            });
             match fp {
                 Ok(fp) => {
                     keys.insert(id.clone(), node_key(n, fp.as_ref(), &in_keys));
@@ -347,52 +354,92 @@ impl Engine {
             }
         }
 
-        // 2. Plan, backwards from the targets.
-        let mut to_run: BTreeSet<&str> = BTreeSet::new();
-        let mut cached: BTreeSet<&str> = BTreeSet::new();
-        let mut preloaded: HashMap<String, OutputMap> = HashMap::new();
-        for id in compiled.order.iter().rev().filter(|id| involved.contains(id.as_str())) {
-            let Some(key) = keys.get(id) else { continue };
-            let needed = targets.contains(id.as_str())
-                || consumers.get(id.as_str()).is_some_and(|cs| cs.iter().any(|c| to_run.contains(c)));
-            if !needed {
-                continue;
-            }
-            let n = &compiled.nodes[id];
-            let Some(entry) = &n.entry else { continue };
-            let policy_ok = entry.spec.cache != CachePolicy::Never;
-            let in_memory = policy_ok && self.memory.lock().map(|m| m.contains(key)).unwrap_or(false);
-            let on_disk = !in_memory && disk_for(n).is_some_and(|d| d.contains(key));
-            let mut hit = in_memory || on_disk;
-            // Results that are files on disk must still be there, unchanged.
-            if hit && entry.spec.outputs.iter().any(|p| p.ty == PortType::File) {
-                let values = if in_memory {
-                    self.memory.lock().ok().and_then(|mut m| m.get(key))
+        // 2. Plan, backwards from the targets. Cached values that a running node needs are
+        //    loaded now; an entry that turns out corrupt (or vanished) becomes a miss and the
+        //    plan is made again, so bad cache entries are recomputed, never trusted.
+        let mut forced_miss: BTreeSet<String> = BTreeSet::new();
+        let mut values: HashMap<String, OutputMap> = HashMap::new();
+        let mut cache_notes: Vec<(String, String)> = Vec::new();
+        let (to_run, cached) = loop {
+            let mut to_run: BTreeSet<&str> = BTreeSet::new();
+            let mut cached: BTreeSet<&str> = BTreeSet::new();
+            for id in compiled.order.iter().rev().filter(|id| involved.contains(id.as_str())) {
+                let Some(key) = keys.get(id) else { continue };
+                let needed = targets.contains(id.as_str())
+                    || consumers.get(id.as_str()).is_some_and(|cs| cs.iter().any(|c| to_run.contains(c)));
+                if !needed {
+                    continue;
+                }
+                let n = &compiled.nodes[id];
+                let Some(entry) = &n.entry else { continue };
+                let hit = !forced_miss.contains(id)
+                    && entry.spec.cache != CachePolicy::Never
+                    && (values.contains_key(id)
+                        || self.memory.lock().map(|m| m.contains(key)).unwrap_or(false)
+                        || disk_for(n).is_some_and(|d| d.contains(key)));
+                if hit {
+                    cached.insert(id.as_str());
                 } else {
-                    disk_for(n).and_then(|d| d.load(key).ok().flatten()).map(Arc::new)
-                };
-                match values {
-                    Some(v) if entry.node.outputs_fresh(&n.params, &Outputs::from((*v).clone())) => {
-                        preloaded.insert(id.clone(), v);
+                    to_run.insert(id.as_str());
+                }
+            }
+            // Values to load: inputs of running nodes, and results that are files (which must
+            // still be on disk, unchanged, for the cached result to stand).
+            let mut wanted: BTreeSet<&str> = BTreeSet::new();
+            for id in &to_run {
+                for src in compiled.nodes[*id].inputs.values() {
+                    if cached.contains(src.node.as_str()) {
+                        wanted.insert(src.node.as_str());
                     }
-                    _ => hit = false,
                 }
             }
-            if hit {
-                cached.insert(id.as_str());
-            } else {
-                to_run.insert(id.as_str());
-            }
-        }
-        // Cached nodes whose values a running node needs must be loaded.
-        let mut loads: BTreeSet<&str> = BTreeSet::new();
-        for id in &to_run {
-            for src in compiled.nodes[*id].inputs.values() {
-                if cached.contains(src.node.as_str()) {
-                    loads.insert(src.node.as_str());
+            for id in &cached {
+                if writes_files(&compiled.nodes[*id]) {
+                    wanted.insert(id);
                 }
             }
-        }
+            let mut replan = false;
+            for id in wanted {
+                let n = &compiled.nodes[id];
+                let key = keys[id];
+                if !values.contains_key(id) {
+                    let mut got = self.memory.lock().ok().and_then(|mut m| m.get(&key));
+                    if got.is_none() {
+                        match disk_for(n).map(|d| d.load(&key)) {
+                            Some(Ok(Some(v))) => {
+                                let v = Arc::new(v);
+                                if let Ok(mut m) = self.memory.lock() {
+                                    m.insert(key, v.clone(), 0.0);
+                                }
+                                got = Some(v);
+                            }
+                            Some(Err(e)) => cache_notes.push((id.to_string(), e.to_string())),
+                            _ => {}
+                        }
+                    }
+                    match got {
+                        Some(v) => {
+                            values.insert(id.to_string(), v);
+                        }
+                        None => {
+                            forced_miss.insert(id.to_string());
+                            replan = true;
+                            continue;
+                        }
+                    }
+                }
+                if let (Some(entry), Some(v)) = (&n.entry, values.get(id)) {
+                    if writes_files(n) && !entry.node.outputs_fresh(&n.params, &Outputs::from((**v).clone())) {
+                        values.remove(id);
+                        forced_miss.insert(id.to_string());
+                        replan = true;
+                    }
+                }
+            }
+            if !replan {
+                break (to_run, cached);
+            }
+        };
 
         let sorted = |s: &BTreeSet<&str>| {
             let mut v: Vec<String> = s.iter().map(|x| x.to_string()).collect();
@@ -416,29 +463,20 @@ impl Engine {
             status.insert(id, (NodeStatus::Cached, 0.0, None, None));
         }
 
-        // 3. Execute.
-        let mut values: HashMap<String, OutputMap> = HashMap::new();
-        for id in &loads {
-            if let Some(v) = preloaded.remove(*id) {
-                values.insert(id.to_string(), v);
-            } else if let Some(v) = keys.get(*id).and_then(|k| self.memory.lock().ok().and_then(|mut m| m.get(k))) {
-                values.insert(id.to_string(), v);
-            }
+        for (node, message) in cache_notes {
+            on_event(Event::NodeLog { run, node, message });
         }
-        let pending_loads: BTreeSet<&str> = loads.iter().copied().filter(|id| !values.contains_key(*id)).collect();
+
+        // 3. Execute.
         let mut waiting: BTreeMap<&str, usize> = BTreeMap::new();
         for id in &to_run {
             let srcs: BTreeSet<&str> = compiled.nodes[*id].inputs.values().map(|p| p.node.as_str()).collect();
-            let n = srcs.iter().filter(|s| to_run.contains(*s) || pending_loads.contains(*s)).count();
+            let n = srcs.iter().filter(|s| to_run.contains(*s)).count();
             waiting.insert(id, n);
         }
-        let mut ready: BTreeSet<(usize, &str)> = waiting
-            .iter()
-            .filter(|(_, n)| **n == 0)
-            .map(|(id, _)| (topo_index[id], *id))
-            .chain(pending_loads.iter().map(|id| (topo_index[id], *id)))
-            .collect();
-        let mut remaining: BTreeSet<&str> = to_run.union(&pending_loads).copied().collect();
+        let mut ready: BTreeSet<(usize, &str)> =
+            waiting.iter().filter(|(_, n)| **n == 0).map(|(id, _)| (topo_index[id], *id)).collect();
+        let mut remaining: BTreeSet<&str> = to_run.clone();
         let mut cancelled = false;
 
         let (job_tx, job_rx) = unbounded::<Job>();
@@ -475,9 +513,7 @@ impl Engine {
                 while !cancelled && in_flight < jobs {
                     let Some((_, id)) = ready.pop_first() else { break };
                     let n = &compiled.nodes[id];
-                    let kind = if pending_loads.contains(id) {
-                        JobKind::Load
-                    } else {
+                    let kind = {
                         let mut inputs = BTreeMap::new();
                         let spec = n.entry.as_ref().map(|e| e.spec.clone());
                         for (port, src) in &n.inputs {
@@ -490,9 +526,9 @@ impl Engine {
                             }
                         }
                         on_event(Event::NodeStarted { run, node: id.to_string() });
-                        JobKind::Run { inputs: Inputs::new(inputs) }
+                        Inputs::new(inputs)
                     };
-                    let job = Job { id: id.to_string(), key: keys.get(id).copied(), kind };
+                    let job = Job { id: id.to_string(), key: keys.get(id).copied(), inputs: kind };
                     if job_tx.send(job).is_err() {
                         break;
                     }
@@ -515,14 +551,11 @@ impl Engine {
                         for message in r.log {
                             on_event(Event::NodeLog { run, node: id.clone(), message });
                         }
-                        let is_load = pending_loads.contains(id.as_str());
                         match r.result {
-                            Ok((outputs, secs, _)) => {
+                            Ok((outputs, secs)) => {
                                 values.insert(id.clone(), outputs);
-                                if !is_load {
-                                    on_event(Event::NodeFinished { run, node: id.clone(), seconds: secs });
-                                    status.insert(id.clone(), (NodeStatus::Executed, secs, None, None));
-                                }
+                                on_event(Event::NodeFinished { run, node: id.clone(), seconds: secs });
+                                status.insert(id.clone(), (NodeStatus::Executed, secs, None, None));
                                 for c in consumers.get(id_ref).into_iter().flatten() {
                                     if let Some(w) = waiting.get_mut(c) {
                                         *w -= 1;
@@ -536,12 +569,7 @@ impl Engine {
                                 if kind == FailureKind::Cancelled {
                                     cancelled = true;
                                 }
-                                if is_load {
-                                    // A cache entry that could not be loaded: report it on the node.
-                                    status.insert(id.clone(), (NodeStatus::Failed, 0.0, Some(err.clone()), Some(kind)));
-                                } else {
-                                    status.insert(id.clone(), (NodeStatus::Failed, 0.0, Some(err.clone()), Some(kind)));
-                                }
+                                status.insert(id.clone(), (NodeStatus::Failed, 0.0, Some(err.clone()), Some(kind)));
                                 on_event(Event::NodeFailed { run, node: id.clone(), error: err, kind });
                                 // Skip everything downstream that was going to run.
                                 let mut stack = vec![id_ref];
@@ -582,7 +610,14 @@ impl Engine {
             .filter(|id| involved.contains(id.as_str()))
             .filter_map(|id| {
                 let (s, secs, err, kind) = status.get(id)?.clone();
-                Some(NodeReport { id: id.clone(), type_id: compiled.nodes[id].type_id.clone(), status: s, seconds: secs, error: err, failure: kind })
+                Some(NodeReport {
+                    id: id.clone(),
+                    type_id: compiled.nodes[id].type_id.clone(),
+                    status: s,
+                    seconds: secs,
+                    error: err,
+                    failure: kind,
+                })
             })
             .collect();
         let ok = !cancelled && nodes.iter().all(|n| matches!(n.status, NodeStatus::Executed | NodeStatus::Cached));
@@ -609,72 +644,62 @@ impl Engine {
         let Some(entry) = &n.entry else {
             return JobResult { id: job.id, result: Err(("unknown node type".into(), FailureKind::Input)), log };
         };
-        match job.kind {
-            JobKind::Load => {
-                let loaded = job.key.as_ref().and_then(|k| disk_for(n).map(|d| d.load(k)));
-                let result = match loaded {
-                    Some(Ok(Some(v))) => {
-                        let v = Arc::new(v);
-                        if let (Some(k), Ok(mut m)) = (job.key, self.memory.lock()) {
-                            m.insert(k, v.clone(), 0.0);
-                        }
-                        Ok((v, 0.0, true))
-                    }
-                    Some(Err(e)) => Err((e.to_string(), FailureKind::Runtime)),
-                    _ => Err(("cached result disappeared; run again".into(), FailureKind::Runtime)),
+        let scratch = scratch_root.join(&job.id);
+        let _ = std::fs::create_dir_all(&scratch);
+        let (tx, node) = (ev_tx.clone(), job.id.clone());
+        let sink = Arc::new(move |e: NodeEvent| {
+            let ev = match e {
+                NodeEvent::Progress { fraction, message } => {
+                    Event::NodeProgress { run, node: node.clone(), fraction, message }
+                }
+                NodeEvent::Metric { name, step, value } => {
+                    Event::NodeMetric { run, node: node.clone(), name, step, value }
+                }
+                NodeEvent::Log(message) => Event::NodeLog { run, node: node.clone(), message },
+            };
+            let _ = tx.send(ev);
+        });
+        let ctx = NodeCtx::new(cancel.clone(), sink, device, scratch);
+        let t = Instant::now();
+        let out = catch_unwind(AssertUnwindSafe(|| entry.node.run(&ctx, &n.params, &job.inputs)));
+        let secs = t.elapsed().as_secs_f64();
+        let result = match out {
+            Err(p) => Err((format!("internal error (panic): {}", panic_text(&p)), FailureKind::Panic)),
+            Ok(Err(NodeError::Cancelled)) => Err(("cancelled".into(), FailureKind::Cancelled)),
+            Ok(Err(e)) => {
+                let kind = match &e {
+                    NodeError::Io { .. } | NodeError::Param { .. } => FailureKind::Input,
+                    _ => FailureKind::Runtime,
                 };
-                JobResult { id: job.id, result, log }
+                Err((e.to_string(), kind))
             }
-            JobKind::Run { inputs } => {
-                let scratch = scratch_root.join(&job.id);
-                let _ = std::fs::create_dir_all(&scratch);
-                let (tx, node) = (ev_tx.clone(), job.id.clone());
-                let sink = Arc::new(move |e: NodeEvent| {
-                    let ev = match e {
-                        NodeEvent::Progress { fraction, message } => Event::NodeProgress { run, node: node.clone(), fraction, message },
-                        NodeEvent::Metric { name, step, value } => Event::NodeMetric { run, node: node.clone(), name, step, value },
-                        NodeEvent::Log(message) => Event::NodeLog { run, node: node.clone(), message },
-                    };
-                    let _ = tx.send(ev);
-                });
-                let ctx = NodeCtx::new(cancel.clone(), sink, device, scratch);
-                let t = Instant::now();
-                let out = catch_unwind(AssertUnwindSafe(|| entry.node.run(&ctx, &n.params, &inputs)));
-                let secs = t.elapsed().as_secs_f64();
-                let result = match out {
-                    Err(p) => Err((format!("internal error (panic): {}", panic_text(&p)), FailureKind::Panic)),
-                    Ok(Err(NodeError::Cancelled)) => Err(("cancelled".into(), FailureKind::Cancelled)),
-                    Ok(Err(e)) => {
-                        let kind = match &e {
-                            NodeError::Io { .. } | NodeError::Param { .. } => FailureKind::Input,
-                            _ => FailureKind::Runtime,
-                        };
-                        Err((e.to_string(), kind))
-                    }
-                    Ok(Ok(outputs)) => match check_outputs(&entry.spec, outputs) {
-                        Err(e) => Err((e, FailureKind::Runtime)),
-                        Ok(values) => {
-                            let values = Arc::new(values);
-                            if let Some(k) = job.key {
-                                if entry.spec.cache != CachePolicy::Never {
-                                    if let Ok(mut m) = self.memory.lock() {
-                                        m.insert(k, values.clone(), secs);
-                                    }
-                                    if let Some(d) = disk_for(n) {
-                                        if let Err(e) = d.store(&k, &n.type_id, &values, secs) {
-                                            log.push(format!("could not store the result in the disk cache: {e}"));
-                                        }
-                                    }
+            Ok(Ok(outputs)) => match check_outputs(&entry.spec, outputs) {
+                Err(e) => Err((e, FailureKind::Runtime)),
+                Ok(values) => {
+                    let values = Arc::new(values);
+                    if let Some(k) = job.key {
+                        if entry.spec.cache != CachePolicy::Never {
+                            if let Ok(mut m) = self.memory.lock() {
+                                m.insert(k, values.clone(), secs);
+                            }
+                            if let Some(d) = disk_for(n) {
+                                if let Err(e) = d.store(&k, &n.type_id, &values, secs) {
+                                    log.push(format!("could not store the result in the disk cache: {e}"));
                                 }
                             }
-                            Ok((values, secs, false))
                         }
-                    },
-                };
-                JobResult { id: job.id, result, log }
-            }
-        }
+                    }
+                    Ok((values, secs))
+                }
+            },
+        };
+        JobResult { id: job.id, result, log }
     }
+}
+
+/// Whether a node's results are files it wrote (checked for freshness before reuse).
+fn writes_files(n: &CompiledNode) -> bool {
+    n.entry.as_ref().is_some_and(|e| e.spec.outputs.iter().any(|p| p.ty == PortType::File))
 }
 
 /// Every declared output must be present with its declared type; nothing undeclared.

@@ -62,7 +62,10 @@ pub fn load_file(path: &Path) -> Result<GraphDoc, LoadError> {
 pub fn parse_doc(text: &str) -> Result<GraphDoc, LoadError> {
     let raw = raw::parse(text).map_err(|e| LoadError::new(LoadErrorKind::Syntax, e))?;
     let Raw::Map(top) = &raw else {
-        return Err(LoadError::new(LoadErrorKind::NotAGraph, format!("expected a graph (a struct), found {}", raw.kind())));
+        return Err(LoadError::new(
+            LoadErrorKind::NotAGraph,
+            format!("expected a graph (a struct), found {}", raw.kind()),
+        ));
     };
     let get = |k: &str| top.iter().find(|(key, _)| *key == Raw::Str(k.into())).map(|(_, v)| v);
     match get("format") {
@@ -74,7 +77,9 @@ pub fn parse_doc(text: &str) -> Result<GraphDoc, LoadError> {
     }
     let version = match get("version") {
         Some(Raw::Int(v)) if *v >= 1 => *v as u64,
-        Some(v) => return Err(LoadError::structure(format!("`version` must be a positive integer, found {}", v.kind()))),
+        Some(v) => {
+            return Err(LoadError::structure(format!("`version` must be a positive integer, found {}", v.kind())));
+        }
         None => return Err(LoadError::structure("missing `version`")),
     };
     if version > migrate::CURRENT as u64 {
@@ -101,10 +106,7 @@ fn fields<'a>(what: &str, raw: &'a Raw, allowed: &[&str]) -> Result<BTreeMap<&'a
             return Err(LoadError::structure(format!("{what}: field names must be names, found {}", k.kind())));
         };
         if !allowed.contains(&k.as_str()) {
-            return Err(LoadError::structure(format!(
-                "{what}: unknown field `{k}` (expected {})",
-                allowed.join(", ")
-            )));
+            return Err(LoadError::structure(format!("{what}: unknown field `{k}` (expected {})", allowed.join(", "))));
         }
         out.insert(k.as_str(), v);
     }
@@ -172,9 +174,10 @@ fn from_raw(raw: &Raw) -> Result<GraphDoc, LoadError> {
         for (id, n) in map_entries("nodes", nodes)? {
             let what = format!("node \"{id}\"");
             let f = fields(&what, n, &["type", "version", "params"])?;
-            let type_id = string(&format!("{what}: type"), f.get("type").ok_or_else(|| {
-                LoadError::structure(format!("{what}: missing `type`"))
-            })?)?;
+            let type_id = string(
+                &format!("{what}: type"),
+                f.get("type").ok_or_else(|| LoadError::structure(format!("{what}: missing `type`")))?,
+            )?;
             let version = match f.get("version") {
                 Some(Raw::Int(v)) if *v >= 1 && *v <= u32::MAX as i64 => *v as u32,
                 Some(_) => return Err(LoadError::structure(format!("{what}: `version` must be a positive integer"))),
@@ -183,7 +186,8 @@ fn from_raw(raw: &Raw) -> Result<GraphDoc, LoadError> {
             let mut params = BTreeMap::new();
             if let Some(p) = f.get("params") {
                 for (name, v) in map_entries(&format!("{what}: params"), p)? {
-                    let pv = v.to_param().map_err(|e| LoadError::structure(format!("{what}: parameter '{name}': {e}")))?;
+                    let pv =
+                        v.to_param().map_err(|e| LoadError::structure(format!("{what}: parameter '{name}': {e}")))?;
                     params.insert(name, pv);
                 }
             }
@@ -198,8 +202,14 @@ fn from_raw(raw: &Raw) -> Result<GraphDoc, LoadError> {
         for (i, e) in list.iter().enumerate() {
             let what = format!("edge {}", i + 1);
             let f = fields(&what, e, &["from", "to"])?;
-            let from = port_ref(&format!("{what}: from"), f.get("from").ok_or_else(|| LoadError::structure(format!("{what}: missing `from`")))?)?;
-            let to = port_ref(&format!("{what}: to"), f.get("to").ok_or_else(|| LoadError::structure(format!("{what}: missing `to`")))?)?;
+            let from = port_ref(
+                &format!("{what}: from"),
+                f.get("from").ok_or_else(|| LoadError::structure(format!("{what}: missing `from`")))?,
+            )?;
+            let to = port_ref(
+                &format!("{what}: to"),
+                f.get("to").ok_or_else(|| LoadError::structure(format!("{what}: missing `to`")))?,
+            )?;
             doc.edges.push(Edge { from, to });
         }
         let before = doc.edges.len();
@@ -213,8 +223,14 @@ fn from_raw(raw: &Raw) -> Result<GraphDoc, LoadError> {
         for (id, p) in map_entries("layout", layout)? {
             let what = format!("layout \"{id}\"");
             let f = fields(&what, p, &["x", "y"])?;
-            let x = number(&format!("{what}.x"), f.get("x").ok_or_else(|| LoadError::structure(format!("{what}: missing x")))?)?;
-            let y = number(&format!("{what}.y"), f.get("y").ok_or_else(|| LoadError::structure(format!("{what}: missing y")))?)?;
+            let x = number(
+                &format!("{what}.x"),
+                f.get("x").ok_or_else(|| LoadError::structure(format!("{what}: missing x")))?,
+            )?;
+            let y = number(
+                &format!("{what}.y"),
+                f.get("y").ok_or_else(|| LoadError::structure(format!("{what}: missing y")))?,
+            )?;
             doc.layout.insert(id, Pos { x, y });
         }
     }
@@ -278,7 +294,10 @@ pub fn value_text(v: &ParamValue) -> String {
         ParamValue::Str(s) => quote(s),
         ParamValue::List(items) => format!("[{}]", items.iter().map(value_text).collect::<Vec<_>>().join(", ")),
         ParamValue::Map(m) => {
-            format!("{{{}}}", m.iter().map(|(k, v)| format!("{}: {}", quote(k), value_text(v))).collect::<Vec<_>>().join(", "))
+            format!(
+                "{{{}}}",
+                m.iter().map(|(k, v)| format!("{}: {}", quote(k), value_text(v))).collect::<Vec<_>>().join(", ")
+            )
         }
     }
 }
@@ -377,7 +396,10 @@ mod tests {
     fn canonical_text_round_trips_byte_identically() {
         let doc = parse_doc(EXAMPLE).unwrap();
         assert_eq!(to_text(&doc), EXAMPLE);
-        assert_eq!(doc.nodes["smooth"].params["sigma"], ParamValue::List(vec![ParamValue::Float(1.0), ParamValue::Float(2.5)]));
+        assert_eq!(
+            doc.nodes["smooth"].params["sigma"],
+            ParamValue::List(vec![ParamValue::Float(1.0), ParamValue::Float(2.5)])
+        );
     }
 
     #[test]
@@ -401,9 +423,14 @@ mod tests {
         assert_eq!(e.kind, LoadErrorKind::NewerVersion);
         assert!(e.message.contains("version 7") && e.message.contains("up to 1"), "{}", e.message);
         assert_eq!(kind("(format: \"petri-graph\", version: 1, extra: 1)"), LoadErrorKind::Structure);
-        assert_eq!(kind("(format: \"petri-graph\", version: 1, nodes: {\"a\": (type: \"x.y\")})"), LoadErrorKind::Structure);
         assert_eq!(
-            kind("(format: \"petri-graph\", version: 1, nodes: {\"a\": (type: \"x.y\", version: 1), \"a\": (type: \"x.y\", version: 1)})"),
+            kind("(format: \"petri-graph\", version: 1, nodes: {\"a\": (type: \"x.y\")})"),
+            LoadErrorKind::Structure
+        );
+        assert_eq!(
+            kind(
+                "(format: \"petri-graph\", version: 1, nodes: {\"a\": (type: \"x.y\", version: 1), \"a\": (type: \"x.y\", version: 1)})"
+            ),
             LoadErrorKind::Syntax
         );
     }

@@ -20,7 +20,10 @@ pub use validate::{Compiled, DiagKind, Diagnostic, PathContext, compile, upgrade
 
 /// Loads a graph file and upgrades its nodes' parameters to the registry's versions.
 /// Problems with individual nodes are returned as diagnostics, not errors.
-pub fn load_graph(path: &std::path::Path, registry: &petri_api::Registry) -> Result<(GraphDoc, Vec<Diagnostic>), LoadError> {
+pub fn load_graph(
+    path: &std::path::Path,
+    registry: &petri_api::Registry,
+) -> Result<(GraphDoc, Vec<Diagnostic>), LoadError> {
     let mut doc = load_file(path)?;
     let diags = upgrade_nodes(&mut doc, registry);
     Ok((doc, diags))

@@ -217,7 +217,10 @@ pub fn compile(doc: &GraphDoc, registry: &Registry, paths: &PathContext) -> Resu
                 DiagKind::UnknownType,
                 id,
                 None,
-                format!("unknown node type '{}' (from a newer Petri or a plugin); it is kept as is but cannot run", n.type_id),
+                format!(
+                    "unknown node type '{}' (from a newer Petri or a plugin); it is kept as is but cannot run",
+                    n.type_id
+                ),
             ));
             nodes.insert(
                 id.clone(),
@@ -469,7 +472,13 @@ fn topo_order(nodes: &BTreeMap<String, CompiledNode>) -> Vec<String> {
     order
 }
 
-fn resolve_path(node: &str, param: &str, value: &str, mode: &PathMode, ctx: &PathContext) -> Result<PathBuf, Diagnostic> {
+fn resolve_path(
+    node: &str,
+    param: &str,
+    value: &str,
+    mode: &PathMode,
+    ctx: &PathContext,
+) -> Result<PathBuf, Diagnostic> {
     let p = Path::new(value);
     let user = ctx.user_set.contains(&(node.to_string(), param.to_string()));
     match mode {
@@ -535,7 +544,10 @@ mod tests {
             cwd: "/w".into(),
             user_set: [("s".to_string(), "path".to_string())].into(),
         };
-        assert_eq!(resolve_path("n", "path", "a/b.tif", &PathMode::Write, &ctx).unwrap(), PathBuf::from("/g/out/a/b.tif"));
+        assert_eq!(
+            resolve_path("n", "path", "a/b.tif", &PathMode::Write, &ctx).unwrap(),
+            PathBuf::from("/g/out/a/b.tif")
+        );
         for bad in ["../x.tif", "/etc/passwd", "a/../../x"] {
             let d = resolve_path("n", "path", bad, &PathMode::Write, &ctx).unwrap_err();
             assert_eq!(d.kind, DiagKind::OutputOutsideFolder, "{bad}");
