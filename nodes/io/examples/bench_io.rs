@@ -75,20 +75,31 @@ fn peer(python: &str, args: &[&str]) -> Vec<String> {
     String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_string).collect()
 }
 
-/// Peak RSS of a separate process reading `file` with Petri.
-fn petri_read_rss(file: &Path) -> u64 {
+/// Reads `file` in `repeats` fresh processes (Petri, then tifffile, alternating): best time and
+/// largest peak RSS of each. A fresh process per read is what opening a file costs a user, and
+/// keeps the allocator from recycling the previous read's (already faulted-in) buffer.
+fn fresh_reads(python: &str, file: &Path, repeats: usize) -> ((f64, u64), (f64, u64)) {
     let exe = std::env::current_exe().unwrap();
-    let out = Command::new(exe).arg("read").arg(file).output().unwrap();
-    let s = String::from_utf8_lossy(&out.stdout);
-    s.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0)
+    let (mut p, mut t) = ((f64::INFINITY, 0u64), (f64::INFINITY, 0u64));
+    for _ in 0..repeats {
+        let out = Command::new(&exe).arg("read").arg(file).output().unwrap();
+        let v: Vec<String> = String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_string).collect();
+        p.0 = p.0.min(v[1].parse().unwrap());
+        p.1 = p.1.max(v[2].parse().unwrap());
+        let v = peer(python, &["read", &file.to_string_lossy(), "1"]);
+        t.0 = t.0.min(v[1].parse().unwrap());
+        t.1 = t.1.max(v[2].parse().unwrap());
+    }
+    (p, t)
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let ctx = NodeCtx::detached();
     if args.get(1).map(String::as_str) == Some("read") {
+        let t0 = Instant::now();
         let s = load_stack(Path::new(&args[2]), &LoadOptions::default(), &ctx).unwrap();
-        println!("rss {} {}", vm_hwm(), s.describe());
+        println!("read {:.6} {} {}", t0.elapsed().as_secs_f64(), vm_hwm(), s.describe());
         return;
     }
     let opt = |name: &str, default: &str| -> String {
@@ -131,16 +142,25 @@ fn main() {
             (s.len() * s.dtype().size()) as f64
         };
         let mbytes = bytes / 1e6;
-        // Read.
-        let (t_petri, _) = best(repeats, || load_stack(file, &LoadOptions::default(), &ctx).unwrap());
-        let r = peer(&python, &["read", &file.to_string_lossy(), &repeats.to_string()]);
-        let t_peer: f64 = r[1].parse().unwrap();
+        // Read, each in a fresh process.
+        let ((t_petri, rss_petri), (t_peer, rss_peer)) = fresh_reads(&python, file, repeats);
         rows.push(Row { what: format!("read {name}"), petri: t_petri, peer: t_peer, mb: mbytes });
-        mem.push((name.clone(), bytes, petri_read_rss(file), r[2].parse::<f64>().unwrap()));
-        // Write (same compression as the input).
+        mem.push((name.clone(), bytes, rss_petri, rss_peer as f64));
+        // Write (same compression as the input), in-process for both.
         let s = load_stack(file, &LoadOptions::default(), &ctx).unwrap();
         let out = tmp.path().join("petri_out.tif");
+        // Plain write, no fsync (what tifffile.imwrite does) ...
+        let planes = petri_io::tiffwrite::imagej_planes::<u16>(&s).unwrap();
+        let (desc, px) = petri_io::save_tiff::imagej_meta(&s);
+        let meta = petri_io::tiffwrite::PageMeta { description: &desc, pixel_size: px };
+        let (t_raw, _) = best(repeats, || {
+            let mut f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&out).unwrap());
+            petri_io::tiffwrite::write_planes(&mut f, &planes, s.y(), s.x(), *comp, &meta, &|| false).unwrap();
+            std::io::Write::flush(&mut f).unwrap();
+        });
+        // ... and the node's atomic save (temporary file, fsync, rename).
         let (t_w, _) = best(repeats, || save_tiff(&s, StackKind::Image, &out, *comp, &ctx).unwrap());
+        drop(planes);
         drop(s);
         let cname = match comp {
             Compression::None => "none",
@@ -157,10 +177,16 @@ fn main() {
         );
         rows.push(Row {
             what: format!(
-                "write {name} (files: Petri {:.1} MB, tifffile {:.1} MB)",
+                "write {name}, no fsync (files: Petri {:.1} MB, tifffile {:.1} MB)",
                 sizes.0 as f64 / 1e6,
                 sizes.1 as f64 / 1e6
             ),
+            petri: t_raw,
+            peer: t_wp,
+            mb: mbytes,
+        });
+        rows.push(Row {
+            what: format!("write {name}: Petri's atomic save_tiff (temp file + fsync + rename) vs tifffile"),
             petri: t_w,
             peer: t_wp,
             mb: mbytes,

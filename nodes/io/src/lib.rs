@@ -8,6 +8,7 @@ pub mod load_labels;
 pub mod load_stack;
 pub mod ome;
 pub mod raster;
+pub mod save_png;
 pub mod save_table;
 pub mod save_tiff;
 pub mod tiffread;
@@ -29,5 +30,6 @@ pub fn register(r: &mut Registry) -> Result<(), RegistryError> {
     r.register(load_labels::LoadLabels)?;
     r.register(save_tiff::SaveTiff)?;
     r.register(save_table::SaveTable)?;
+    r.register(save_png::SavePng)?;
     Ok(())
 }

