@@ -61,13 +61,47 @@ impl Scratch {
 
     /// Lower envelope of parabolas over `self.f[..n]` (infinite entries are not sites), into
     /// `self.out` (and `self.out_feat` from `self.feat` when `feats`).
+    ///
+    /// A zero entry is a site at distance 0 that shields everything behind it: no site beyond it
+    /// can be nearer to a pixel on this side. So each run of non-zero entries only needs the sites
+    /// of the run and its two bounding zeros, and zero entries cost nothing — most of the work in
+    /// images that are mostly background.
     fn envelope(&mut self, n: usize, spacing: f64, feats: bool) {
+        let mut i = 0;
+        while i < n {
+            if self.f[i] == 0.0 {
+                self.out[i] = 0.0;
+                if feats {
+                    self.out_feat[i] = self.feat[i];
+                }
+                i += 1;
+                continue;
+            }
+            let mut j = i;
+            while j < n && self.f[j] != 0.0 {
+                j += 1;
+            }
+            let lo = i.saturating_sub(1);
+            let hi = if j < n { j + 1 } else { n };
+            self.envelope_range(lo..hi, i..j, spacing, feats);
+            i = j;
+        }
+    }
+
+    /// Felzenszwalb–Huttenlocher on the sites in `sites`, written for the pixels in `outs`.
+    fn envelope_range(
+        &mut self,
+        sites: std::ops::Range<usize>,
+        outs: std::ops::Range<usize>,
+        spacing: f64,
+        feats: bool,
+    ) {
         let s2 = spacing * spacing;
-        let f = &self.f[..n];
-        let Some(first) = f.iter().position(|x| x.is_finite()) else {
-            self.out[..n].fill(f64::INFINITY);
+        let f = &self.f;
+        let Some(first) = (sites.start..sites.end).find(|&q| f[q].is_finite()) else {
+            self.out[outs.clone()].fill(f64::INFINITY);
             if feats {
-                self.out_feat[..n].fill(NO_SITE);
+                self.out_feat[outs].fill(NO_SITE);
             }
             return;
         };
@@ -76,25 +110,23 @@ impl Scratch {
         v[0] = first;
         z[0] = f64::NEG_INFINITY;
         z[1] = f64::INFINITY;
-        for q in first + 1..n {
+        for q in first + 1..sites.end {
             let fq = f[q];
             if !fq.is_finite() {
                 continue;
             }
             let qf = q as f64;
+            let gq = fq + s2 * qf * qf;
             loop {
                 let p = v[k];
                 let pf = p as f64;
                 // Abscissa where the parabolas rooted at p and q cross (in index units).
-                let s = ((fq + s2 * qf * qf) - (f[p] + s2 * pf * pf)) / (2.0 * s2 * (qf - pf));
-                if s <= z[k] {
-                    if k == 0 {
-                        // q's parabola is below p's everywhere to the right of -inf: replace.
-                        v[0] = q;
-                        z[1] = f64::INFINITY;
-                        break;
-                    }
+                let s = (gq - (f[p] + s2 * pf * pf)) / (2.0 * s2 * (qf - pf));
+                if s <= z[k] && k > 0 {
                     k -= 1;
+                } else if s <= z[k] {
+                    // k == 0 and z[0] = -inf: cannot happen for finite values; keep p.
+                    break;
                 } else {
                     k += 1;
                     v[k] = q;
@@ -105,7 +137,7 @@ impl Scratch {
             }
         }
         let mut k = 0usize;
-        for q in 0..n {
+        for q in outs {
             let qf = q as f64;
             while z[k + 1] < qf {
                 k += 1;

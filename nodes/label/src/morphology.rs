@@ -90,6 +90,87 @@ fn line_morph(line: &mut [u8], r: usize, erode: bool) {
     }
 }
 
+/// The ball as rows: for each (dz, dy) it reaches, the half-width k of its x extent. `None`
+/// when the ball is too large for the row method (then the distance transform is cheaper).
+fn ball_rows(shape: Shape3, st: &Structuring) -> Option<Vec<(isize, isize, u8)>> {
+    let r = st.axis_radius(shape);
+    let lim0 = st.radius * st.radius * (1.0 + 1e-12);
+    let [sz, sy, sx] = st.spacing;
+    let mut pairs = Vec::new();
+    for dz in -(r[0] as isize)..=r[0] as isize {
+        for dy in -(r[1] as isize)..=r[1] as isize {
+            let lim = lim0 - (dz as f64 * sz).powi(2) - (dy as f64 * sy).powi(2);
+            if lim < 0.0 {
+                continue;
+            }
+            // Largest k with (k·sx)² ≤ lim, robust to rounding of the square root.
+            let mut k = (lim.sqrt() / sx).floor() as i64;
+            while ((k + 1) as f64 * sx).powi(2) <= lim {
+                k += 1;
+            }
+            while k > 0 && (k as f64 * sx).powi(2) > lim {
+                k -= 1;
+            }
+            if k > 254 {
+                return None;
+            }
+            pairs.push((dz, dy, k as u8));
+        }
+    }
+    (pairs.len() <= 64).then_some(pairs)
+}
+
+/// Ball erosion (`erode`) or dilation by rows: per row, the x distance to the nearest
+/// background (erosion) or foreground (dilation) pixel, saturated at 255; then a pixel survives
+/// the erosion iff, for every (dz, dy, k) of the ball, that distance in row (z+dz, y+dy) is > k
+/// (the dilation: iff for some, it is ≤ k). Rows outside the image are skipped (ignored border).
+/// O(n · rows of the ball), vectorisable; used for small balls.
+fn ball_by_rows(m: &[u8], shape: Shape3, pairs: &[(isize, isize, u8)], erode: bool) -> Vec<u8> {
+    let [d, h, w] = shape;
+    let mut dist = vec![0u8; m.len()];
+    dist.par_chunks_mut(w).zip(m.par_chunks(w)).for_each(|(dr, mr)| {
+        let target = |v: u8| if erode { v == 0 } else { v != 0 };
+        let mut last = 255u8;
+        for x in 0..w {
+            last = if target(mr[x]) { 0 } else { last.saturating_add(1) };
+            dr[x] = last;
+        }
+        let mut last = 255u8;
+        for x in (0..w).rev() {
+            last = if target(mr[x]) { 0 } else { last.saturating_add(1) };
+            dr[x] = dr[x].min(last);
+        }
+    });
+    let mut out = vec![erode as u8; m.len()];
+    out.par_chunks_mut(w).enumerate().for_each(|(row, o)| {
+        let (z, y) = ((row / h) as isize, (row % h) as isize);
+        for &(dz, dy, k) in pairs {
+            let (nz, ny) = (z + dz, y + dy);
+            if nz < 0 || ny < 0 || nz >= d as isize || ny >= h as isize {
+                continue;
+            }
+            let nr = &dist[(nz as usize * h + ny as usize) * w..][..w];
+            if erode {
+                o.iter_mut().zip(nr).for_each(|(a, &b)| *a &= (b > k) as u8);
+            } else {
+                o.iter_mut().zip(nr).for_each(|(a, &b)| *a |= (b <= k) as u8);
+            }
+        }
+    });
+    out
+}
+
+/// Ball erosion/dilation through the distance transform: O(n) whatever the radius.
+fn ball_by_edt(m: &[u8], shape: Shape3, st: &Structuring, erode: bool) -> Vec<u8> {
+    if erode {
+        let d2 = edt_sq(shape, st.spacing, |i| m[i] == 0);
+        m.par_iter().zip(&d2).map(|(&v, &d)| (v != 0 && !st.within(d)) as u8).collect()
+    } else {
+        let d2 = edt_sq(shape, st.spacing, |i| m[i] != 0);
+        d2.par_iter().map(|&d| st.within(d) as u8).collect()
+    }
+}
+
 fn to01(m: &[u8]) -> Vec<u8> {
     m.par_iter().map(|&v| (v != 0) as u8).collect()
 }
@@ -97,10 +178,10 @@ fn to01(m: &[u8]) -> Vec<u8> {
 /// Binary erosion of a mask volume (non-zero = foreground); output 0/1.
 pub fn erode_mask(m: &[u8], shape: Shape3, st: &Structuring) -> Vec<u8> {
     match st.footprint {
-        Footprint::Ball => {
-            let d2 = edt_sq(shape, st.spacing, |i| m[i] == 0);
-            m.par_iter().zip(&d2).map(|(&v, &d)| (v != 0 && !st.within(d)) as u8).collect()
-        }
+        Footprint::Ball => match ball_rows(shape, st) {
+            Some(pairs) => ball_by_rows(m, shape, &pairs, true),
+            None => ball_by_edt(m, shape, st, true),
+        },
         Footprint::Box => {
             let mut out = to01(m);
             let r = st.axis_radius(shape);
@@ -117,10 +198,10 @@ pub fn erode_mask(m: &[u8], shape: Shape3, st: &Structuring) -> Vec<u8> {
 /// Binary dilation of a mask volume; output 0/1.
 pub fn dilate_mask(m: &[u8], shape: Shape3, st: &Structuring) -> Vec<u8> {
     match st.footprint {
-        Footprint::Ball => {
-            let d2 = edt_sq(shape, st.spacing, |i| m[i] != 0);
-            d2.par_iter().map(|&d| st.within(d) as u8).collect()
-        }
+        Footprint::Ball => match ball_rows(shape, st) {
+            Some(pairs) => ball_by_rows(m, shape, &pairs, false),
+            None => ball_by_edt(m, shape, st, false),
+        },
         Footprint::Box => {
             let mut out = to01(m);
             let r = st.axis_radius(shape);
@@ -395,6 +476,31 @@ mod tests {
         let full = vec![1u8; 9];
         assert_eq!(erode_mask(&full, [1, 3, 3], &ball(1.0)), full);
         assert_eq!(erode_mask(&full, [1, 3, 3], &bx), full);
+    }
+
+    #[test]
+    fn row_method_equals_distance_transform_method() {
+        let mut x = 99u64;
+        for (shape, sp) in [([1, 40, 37], [1.0, 1.0, 1.0]), ([9, 21, 23], [2.0, 1.0, 0.7]), ([7, 15, 19], [1.0; 3])] {
+            let n: usize = shape.iter().product();
+            let m: Vec<u8> = (0..n)
+                .map(|_| {
+                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    ((x >> 33) % 10 < 6) as u8
+                })
+                .collect();
+            for r in [1.0, 1.5, 2.0, 3.0, 4.2] {
+                let st = Structuring { footprint: Footprint::Ball, radius: r, spacing: sp };
+                let pairs = ball_rows(shape, &st).unwrap();
+                for erode in [true, false] {
+                    assert_eq!(
+                        ball_by_rows(&m, shape, &pairs, erode),
+                        ball_by_edt(&m, shape, &st, erode),
+                        "{shape:?} r={r} erode={erode}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -23,17 +23,17 @@
 //! those inside the objects and above the threshold, and numbers each connected (full
 //! connectivity) maximum region as one seed, in raster order.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use petri_api::{
-    DType, Inputs, Node, NodeCtx, NodeError, NodeSpec, Outputs, ParamSpec, ParamValue, Params, PortType, Stack, Value,
+    DType, Inputs, Node, NodeCtx, NodeError, NodeSpec, Outputs, ParamSpec, ParamValue, Params, Pixel, PortType, Stack,
+    Value,
 };
 use rayon::prelude::*;
 
 use crate::connected_components::label_volume_by;
-use crate::util::{
-    BBox, Connectivity, Neighbourhood, Shape3, bboxes, check_same_shape, finite_f64, max_filter_box, volumes,
-};
+use crate::util::{BBox, Connectivity, Neighbourhood, Shape3, bboxes, check_same_shape, max_filter_box, volumes};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum SeedMethod {
@@ -48,70 +48,189 @@ pub struct SeedOpts {
     pub method: SeedMethod,
 }
 
-/// Flat indices of the peaks of one object (`member(i)` for crop index i), in seed order.
-fn object_peaks(
-    image: &[f64],
+/// Candidate peaks of one object by the separable maximum filter on its bounding box (crop
+/// indices of member pixels equal to the maximum of their box), and the crop values.
+fn crop_candidates<P: Pixel>(
+    image: &[P],
     shape: Shape3,
     bbox: &BBox,
-    member: &dyn Fn(usize) -> bool,
+    member: &(dyn Fn(usize) -> bool + Sync),
     md: usize,
-    threshold: f64,
-    isolated_rule: bool,
 ) -> Vec<usize> {
     let cs = bbox.shape();
     let n = cs.iter().product::<usize>();
+    // Crop values, −∞ outside the object (member pixels are finite: NaN/Inf are refused).
     let mut vals = vec![f64::NEG_INFINITY; n];
-    let mut flat = vec![0usize; n];
-    let mut inside = vec![false; n];
     bbox.for_each(shape, |k, i| {
-        flat[k] = i;
         if member(i) {
-            inside[k] = true;
-            vals[k] = image[i];
+            vals[k] = image[i].to_f64();
         }
     });
     let mut maxf = vals.clone();
     let r = [if shape[0] > 1 { md } else { 0 }, md, md];
     max_filter_box(&mut maxf, cs, r);
-    let mut cand: Vec<usize> = (0..n).filter(|&k| inside[k] && vals[k] == maxf[k]).collect();
-    let members = inside.iter().filter(|&&b| b).count();
-    if cand.len() == members {
-        // A flat object (or image): no peak, except skimage's "isolated pixels" for objects.
-        cand = if isolated_rule { isolated_pixels(&inside, cs) } else { Vec::new() };
-    }
-    cand.retain(|&k| vals[k] > threshold);
-    // Highest first; the sort is stable so equal values stay in raster order.
-    cand.sort_by(|&a, &b| vals[b].total_cmp(&vals[a]));
-    let coords = |k: usize| [k / (cs[1] * cs[2]), (k / cs[2]) % cs[1], k % cs[2]];
-    let cell = md.max(1);
-    let mut grid: HashMap<[usize; 3], Vec<[usize; 3]>> = HashMap::new();
-    let mut kept = Vec::new();
-    for k in cand {
-        let c = coords(k);
-        let g = [c[0] / cell, c[1] / cell, c[2] / cell];
-        let mut close = false;
-        'search: for dz in 0..3 {
-            for dy in 0..3 {
-                for dx in 0..3 {
-                    let Some(key) = (|| {
-                        Some([(g[0] + dz).checked_sub(1)?, (g[1] + dy).checked_sub(1)?, (g[2] + dx).checked_sub(1)?])
-                    })() else {
-                        continue;
-                    };
-                    let near = |p: &[usize; 3]| (0..3).map(|a| p[a].abs_diff(c[a])).max().unwrap_or(0) < md;
-                    if grid.get(&key).is_some_and(|pts| pts.iter().any(near)) {
-                        close = true;
-                        break 'search;
-                    }
+    let [_, h, w] = shape;
+    (0..n)
+        .filter(|&k| vals[k] > f64::NEG_INFINITY && vals[k] == maxf[k])
+        .map(|k| {
+            let (z, y, x) = (k / (cs[1] * cs[2]), (k / cs[2]) % cs[1], k % cs[2]);
+            ((bbox.lo[0] + z) * h + bbox.lo[1] + y) * w + bbox.lo[2] + x
+        })
+        .collect()
+}
+
+/// Candidate peaks of all objects at once, by scanning each object pixel's box outwards
+/// (nearest rings first) until a higher pixel of the same object shows up — on a distance map
+/// almost every pixel has a higher neighbour, so this is much cheaper than a maximum filter.
+/// Large plateaus defeat the early exit: past a work budget this gives up (`None`) and the
+/// caller uses [`crop_candidates`]. Same result either way. Indices in raster order.
+fn scan_candidates<P: Pixel>(
+    image: &[P],
+    obj: &(dyn Fn(usize) -> u32 + Sync),
+    shape: Shape3,
+    md: usize,
+) -> Option<Vec<usize>> {
+    let [d, h, w] = shape;
+    let rz = if d > 1 { md as isize } else { 0 };
+    let m = md as isize;
+    let mut offs: Vec<[isize; 3]> = Vec::new();
+    for dz in -rz..=rz {
+        for dy in -m..=m {
+            for dx in -m..=m {
+                if (dz, dy, dx) != (0, 0, 0) {
+                    offs.push([dz, dy, dx]);
                 }
             }
         }
-        if !close {
-            grid.entry(g).or_default().push(c);
-            kept.push(flat[k]);
-        }
     }
-    kept
+    offs.sort_by_key(|o| o.iter().map(|a| a.abs()).max().unwrap_or(0));
+    let flat: Vec<isize> = offs.iter().map(|o| (o[0] * h as isize + o[1]) * w as isize + o[2]).collect();
+    let budget = 24 * image.len() + 1_000_000;
+    let work = std::sync::atomic::AtomicUsize::new(0);
+    let rows: Option<Vec<Vec<usize>>> = (0..d * h)
+        .into_par_iter()
+        .map(|r| {
+            if work.load(std::sync::atomic::Ordering::Relaxed) > budget {
+                return None;
+            }
+            let (z, y) = (r / h, r % h);
+            let mut found = Vec::new();
+            let mut done = 0usize;
+            for x in 0..w {
+                let p = r * w + x;
+                let l = obj(p);
+                if l == 0 {
+                    continue;
+                }
+                let v = image[p];
+                let interior = x as isize >= m
+                    && x as isize + m < w as isize
+                    && y as isize >= m
+                    && y as isize + m < h as isize
+                    && z as isize >= rz
+                    && z as isize + rz < d as isize;
+                let mut peak = true;
+                for (k, o) in offs.iter().enumerate() {
+                    if !interior {
+                        let (nz, ny, nx) = (z as isize + o[0], y as isize + o[1], x as isize + o[2]);
+                        if nz < 0 || ny < 0 || nx < 0 || nz >= d as isize || ny >= h as isize || nx >= w as isize {
+                            continue;
+                        }
+                    }
+                    let q = (p as isize + flat[k]) as usize;
+                    if image[q] > v && obj(q) == l {
+                        peak = false;
+                        done += k + 1;
+                        break;
+                    }
+                }
+                if peak {
+                    done += offs.len();
+                    found.push(p);
+                }
+            }
+            work.fetch_add(done, std::sync::atomic::Ordering::Relaxed);
+            Some(found)
+        })
+        .collect();
+    if work.into_inner() > budget {
+        return None;
+    }
+    rows.map(|r| r.into_iter().flatten().collect())
+}
+
+/// `peak_local_max` seeds of one volume (see the module docs), as flat indices in seed order.
+fn local_max_peaks<P: Pixel>(
+    image: &[P],
+    objects: Option<&[u32]>,
+    shape: Shape3,
+    md: usize,
+    threshold: f64,
+) -> Vec<usize> {
+    let obj = |i: usize| objects.map_or(1, |l| l[i]);
+    let boxes = match objects {
+        Some(l) => bboxes(l, shape),
+        None => vec![(1, BBox { lo: [0; 3], hi: shape, count: image.len() })],
+    };
+    let pos: HashMap<u32, usize> = boxes.iter().enumerate().map(|(k, b)| (b.0, k)).collect();
+    let cands: Vec<Vec<usize>> = match scan_candidates(image, &obj, shape, md) {
+        Some(all) => {
+            let mut per = vec![Vec::new(); boxes.len()];
+            for p in all {
+                per[pos[&obj(p)]].push(p);
+            }
+            per
+        }
+        None => boxes.par_iter().map(|&(id, b)| crop_candidates(image, shape, &b, &|i| obj(i) == id, md)).collect(),
+    };
+    let [_, h, w] = shape;
+    let coords = |i: usize| [i / (h * w), (i / w) % h, i % w];
+    boxes
+        .par_iter()
+        .zip(cands)
+        .map(|(&(id, b), mut cand)| {
+            if cand.len() == b.count {
+                // A flat object (or image): no peak, except skimage's "isolated pixels" of objects.
+                cand = if objects.is_some() {
+                    let cs = b.shape();
+                    let mut inside = vec![false; cs.iter().product()];
+                    let mut flat = vec![0usize; inside.len()];
+                    b.for_each(shape, |k, i| {
+                        inside[k] = obj(i) == id;
+                        flat[k] = i;
+                    });
+                    isolated_pixels(&inside, cs).into_iter().map(|k| flat[k]).collect()
+                } else {
+                    Vec::new()
+                };
+            }
+            cand.retain(|&i| image[i].to_f64() > threshold);
+            // Highest first; the sort is stable so equal values stay in raster order.
+            cand.sort_by(|&a, &c| image[c].to_f64().total_cmp(&image[a].to_f64()));
+            let cell = md.max(1);
+            let mut grid: HashMap<[usize; 3], Vec<[usize; 3]>> = HashMap::new();
+            let mut kept = Vec::new();
+            for i in cand {
+                let c = coords(i);
+                let g = [c[0] / cell, c[1] / cell, c[2] / cell];
+                let near = |p: &[usize; 3]| (0..3).map(|a| p[a].abs_diff(c[a])).max().unwrap_or(0) < md;
+                let mut close = false;
+                for gz in g[0].saturating_sub(1)..=g[0] + 1 {
+                    for gy in g[1].saturating_sub(1)..=g[1] + 1 {
+                        for gx in g[2].saturating_sub(1)..=g[2] + 1 {
+                            close |= grid.get(&[gz, gy, gx]).is_some_and(|pts| pts.iter().any(near));
+                        }
+                    }
+                }
+                if !close {
+                    grid.entry(g).or_default().push(c);
+                    kept.push(i);
+                }
+            }
+            kept
+        })
+        .flatten()
+        .collect()
 }
 
 /// Pixels of `inside` removed by a binary opening with the face-connected cross (outside the
@@ -212,39 +331,22 @@ pub fn h_maxima(image: &[f64], shape: Shape3, h: f64, float_input: bool) -> Vec<
 }
 
 /// Seeds of one volume. `objects` are the labels to search per object (0 = ignore), or `None`
-/// for the whole image. `float_input` tells h-maxima the image was f32.
-pub fn seeds_volume(
-    image: &[f64],
-    objects: Option<&[u32]>,
-    shape: Shape3,
-    opts: &SeedOpts,
-    float_input: bool,
-) -> Vec<u32> {
+/// for the whole image.
+pub fn seeds_volume<P: Pixel>(image: &[P], objects: Option<&[u32]>, shape: Shape3, opts: &SeedOpts) -> Vec<u32> {
     let n = image.len();
-    let threshold = opts.threshold_abs.unwrap_or_else(|| image.iter().copied().fold(f64::INFINITY, f64::min));
+    let threshold =
+        opts.threshold_abs.unwrap_or_else(|| image.iter().map(|v| v.to_f64()).fold(f64::INFINITY, f64::min));
     let mut out = vec![0u32; n];
     match opts.method {
         SeedMethod::LocalMax => {
-            let peaks: Vec<Vec<usize>> = match objects {
-                Some(lab) => bboxes(lab, shape)
-                    .par_iter()
-                    .map(|(id, b)| {
-                        let id = *id;
-                        object_peaks(image, shape, b, &|i| lab[i] == id, opts.min_distance, threshold, true)
-                    })
-                    .collect(),
-                None => {
-                    let all = BBox { lo: [0; 3], hi: shape };
-                    vec![object_peaks(image, shape, &all, &|_| true, opts.min_distance, threshold, false)]
-                }
-            };
-            for (k, &i) in peaks.iter().flatten().enumerate() {
+            for (k, i) in local_max_peaks(image, objects, shape, opts.min_distance, threshold).into_iter().enumerate() {
                 out[i] = k as u32 + 1;
             }
         }
         SeedMethod::HMaxima { h } => {
-            let hm = h_maxima(image, shape, h, float_input);
-            let keep = |i: usize| hm[i] && image[i] > threshold && objects.is_none_or(|l| l[i] != 0);
+            let vals: Vec<f64> = image.par_iter().map(|v| v.to_f64()).collect();
+            let hm = h_maxima(&vals, shape, h, P::DTYPE == DType::F32);
+            let keep = |i: usize| hm[i] && vals[i] > threshold && objects.is_none_or(|l| l[i] != 0);
             let flags: Vec<u8> = (0..n).map(|i| keep(i) as u8).collect();
             out = label_volume_by(&flags, shape, Connectivity::Full, |v| v != 0).0;
         }
@@ -266,7 +368,7 @@ pub fn seeds(
     if let Some(m) = mask {
         check_same_shape(image, "image", m, "mask")?;
     }
-    let px = finite_f64(image, "image")?;
+    image.check_finite().map_err(|m| NodeError::input("image", m))?;
     let lab = match labels {
         Some(l) => Some(l.pixels::<u32>().ok_or_else(|| NodeError::input("labels", "expected u32 labels"))?),
         None => None,
@@ -276,22 +378,24 @@ pub fn seeds(
         None => None,
     };
     let n = image.volume_len();
-    let float_input = image.dtype() == DType::F32;
     let mut out = Vec::with_capacity(image.len());
     let total = image.t() * image.c();
     for (k, _) in volumes(image).enumerate() {
         ctx.check_cancel()?;
         let r = k * n..(k + 1) * n;
         // Objects: labels inside the mask, or the mask as one object, or none.
-        let objects: Option<Vec<u32>> = match (lab, msk) {
-            (Some(l), Some(m)) => {
-                Some(l[r.clone()].iter().zip(&m[r.clone()]).map(|(&a, &b)| if b != 0 { a } else { 0 }).collect())
-            }
-            (Some(l), None) => Some(l[r.clone()].to_vec()),
-            (None, Some(m)) => Some(m[r.clone()].iter().map(|&b| (b != 0) as u32).collect()),
+        let objects: Option<Cow<[u32]>> = match (lab, msk) {
+            (Some(l), Some(m)) => Some(Cow::Owned(
+                l[r.clone()].iter().zip(&m[r.clone()]).map(|(&a, &b)| if b != 0 { a } else { 0 }).collect(),
+            )),
+            (Some(l), None) => Some(Cow::Borrowed(&l[r.clone()])),
+            (None, Some(m)) => Some(Cow::Owned(m[r.clone()].iter().map(|&b| (b != 0) as u32).collect())),
             (None, None) => None,
         };
-        out.extend(seeds_volume(&px[r], objects.as_deref(), image.zyx(), opts, float_input));
+        let obj = objects.as_deref();
+        let sh = image.zyx();
+        let v = petri_api::with_pixels!(image.buffer(), px => seeds_volume(&px[r.clone()], obj, sh, opts));
+        out.extend(v);
         ctx.progress((k + 1) as f64 / total as f64, "seeds");
     }
     image.with_pixels::<u32>(out).map_err(|e| NodeError::failed(e.to_string()))
@@ -403,20 +507,47 @@ mod tests {
         // Expected values from skimage 0.26 peak_local_max(img, min_distance, exclude_border=False):
         // md=3 → [[0 6] [0 1]] (2.9 is within 3 of the higher 3.0; the 5.0 plateau keeps its
         // first pixel); md=1 → [[0 6] [0 7] [0 1] [0 3]] (plateau pixels 1 apart both survive).
-        let img = [0.0, 3.0, 0.0, 2.9, 0.0, 0.0, 5.0, 5.0, 0.0];
-        let out = seeds_volume(&img, None, [1, 1, 9], &local(3), false);
+        let img = [0.0f32, 3.0, 0.0, 2.9, 0.0, 0.0, 5.0, 5.0, 0.0];
+        let out = seeds_volume(&img, None, [1, 1, 9], &local(3));
         assert_eq!(out, vec![0, 2, 0, 0, 0, 0, 1, 0, 0]);
-        let out = seeds_volume(&img, None, [1, 1, 9], &local(1), false);
+        let out = seeds_volume(&img, None, [1, 1, 9], &local(1));
         assert_eq!(out, vec![0, 3, 0, 4, 0, 0, 1, 2, 0]);
         // A flat single-pixel object is its own seed (skimage's isolated-pixel rule).
         let lab = [1u32, 0, 0, 0, 0, 0, 0, 0, 0];
-        let img1 = [1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0];
-        assert_eq!(seeds_volume(&img1, Some(&lab), [1, 3, 3], &local(1), false)[0], 1);
+        let img1 = [1.0f32, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0];
+        assert_eq!(seeds_volume(&img1, Some(&lab), [1, 3, 3], &local(1))[0], 1);
         // A flat image without objects has no peak.
-        assert!(seeds_volume(&[2.0; 9], None, [1, 3, 3], &local(1), false).iter().all(|&v| v == 0));
+        assert!(seeds_volume(&[2.0f32; 9], None, [1, 3, 3], &local(1)).iter().all(|&v| v == 0));
         // Threshold: peaks must be strictly above.
         let t = SeedOpts { threshold_abs: Some(3.0), ..local(1) };
-        assert_eq!(seeds_volume(&img, None, [1, 1, 9], &t, false), vec![0, 0, 0, 0, 0, 0, 1, 2, 0]);
+        assert_eq!(seeds_volume(&img, None, [1, 1, 9], &t), vec![0, 0, 0, 0, 0, 0, 1, 2, 0]);
+    }
+
+    #[test]
+    fn scan_and_separable_candidates_agree() {
+        // Quantised noise (many ties and plateaus) in two objects, 2-D and 3-D.
+        let mut x = 5u64;
+        for shape in [[1, 30, 41], [6, 13, 17]] {
+            let n: usize = shape.iter().product();
+            let img: Vec<f32> = (0..n)
+                .map(|_| {
+                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    ((x >> 33) % 4) as f32
+                })
+                .collect();
+            let lab: Vec<u32> =
+                (0..n).map(|i| if i % shape[2] < 3 { 0 } else { 1 + (i % shape[2] > 9) as u32 }).collect();
+            for md in [1, 2, 3] {
+                let obj = |i: usize| lab[i];
+                let scan = scan_candidates(&img, &obj, shape, md).unwrap();
+                let mut crop: Vec<usize> = bboxes(&lab, shape)
+                    .iter()
+                    .flat_map(|&(id, b)| crop_candidates(&img, shape, &b, &|i| lab[i] == id, md))
+                    .collect();
+                crop.sort_unstable();
+                assert_eq!(scan, crop, "{shape:?} md={md}");
+            }
+        }
     }
 
     #[test]
@@ -430,7 +561,8 @@ mod tests {
         let hm = h_maxima(&img, [1, 1, 8], 2.5, false);
         assert_eq!(hm, vec![false, false, true, false, false, false, false, false]);
         let o = SeedOpts { method: SeedMethod::HMaxima { h: 1.0 }, ..local(1) };
-        assert_eq!(seeds_volume(&img, None, [1, 1, 8], &o, false), vec![0, 0, 1, 0, 0, 0, 2, 0]);
+        let img32: Vec<f32> = img.iter().map(|&v| v as f32).collect();
+        assert_eq!(seeds_volume(&img32, None, [1, 1, 8], &o), vec![0, 0, 1, 0, 0, 0, 2, 0]);
     }
 
     #[test]

@@ -173,6 +173,8 @@ pub fn order_key(v: f64) -> u64 {
 pub struct BBox {
     pub lo: [usize; 3],
     pub hi: [usize; 3],
+    /// Number of the object's pixels.
+    pub count: usize,
 }
 
 impl BBox {
@@ -209,10 +211,11 @@ impl BBox {
 /// Bounding boxes of every non-zero label of a volume, sorted by label id.
 pub fn bboxes(labels: &[u32], shape: Shape3) -> Vec<(u32, BBox)> {
     let [_, h, w] = shape;
-    let empty = BBox { lo: [usize::MAX; 3], hi: [0; 3] };
+    let empty = BBox { lo: [usize::MAX; 3], hi: [0; 3], count: 0 };
     let add = |b: &mut BBox, z: usize, y: usize, x0: usize, x1: usize| {
         b.lo = [b.lo[0].min(z), b.lo[1].min(y), b.lo[2].min(x0)];
         b.hi = [b.hi[0].max(z + 1), b.hi[1].max(y + 1), b.hi[2].max(x1 + 1)];
+        b.count += x1 + 1 - x0;
     };
     let max = labels.iter().copied().max().unwrap_or(0) as usize;
     let mut out: Vec<(u32, BBox)>;
@@ -243,59 +246,46 @@ pub fn bboxes(labels: &[u32], shape: Shape3) -> Vec<(u32, BBox)> {
     out
 }
 
-/// Running maximum over a window of radius `r` (clipped at the ends) of `line`, into `out`.
-#[allow(clippy::needless_range_loop)] // index-based window bounds read clearer here
-pub fn running_max(line: &[f64], r: usize, out: &mut [f64], dq: &mut std::collections::VecDeque<usize>) {
+/// Running maximum over a window of radius `r` (clipped at the ends) of `line`, in place, by
+/// van Herk / Gil–Werman (three passes, no data-dependent branches). `a`, `g`, `hh` are scratch.
+pub fn running_max(line: &mut [f64], r: usize, scratch: &mut [Vec<f64>; 3]) {
     let n = line.len();
-    dq.clear();
+    let win = 2 * r + 1;
+    let len = n + 2 * r;
+    let [a, g, hh] = scratch;
+    for v in [&mut *a, &mut *g, &mut *hh] {
+        v.clear();
+        v.resize(len, f64::NEG_INFINITY);
+    }
+    a[r..r + n].copy_from_slice(line);
+    // Per block of `win`: prefix maxima into g, suffix maxima into hh.
     let mut j = 0;
-    for i in 0..n {
-        let hi = (i + r).min(n - 1);
-        while j <= hi {
-            while dq.back().is_some_and(|&b| line[b] <= line[j]) {
-                dq.pop_back();
-            }
-            dq.push_back(j);
-            j += 1;
+    while j < len {
+        let e = (j + win).min(len);
+        g[j] = a[j];
+        for t in j + 1..e {
+            g[t] = g[t - 1].max(a[t]);
         }
-        let lo = i.saturating_sub(r);
-        while dq.front().is_some_and(|&f| f < lo) {
-            dq.pop_front();
+        hh[e - 1] = a[e - 1];
+        for t in (j..e - 1).rev() {
+            hh[t] = hh[t + 1].max(a[t]);
         }
-        out[i] = dq.front().map_or(f64::NEG_INFINITY, |&f| line[f]);
+        j = e;
+    }
+    for (i, v) in line.iter_mut().enumerate() {
+        *v = hh[i].max(g[i + win - 1]);
     }
 }
 
 /// Box maximum filter of radius `r` per axis (window clipped at the volume's edges, like
-/// scipy's `maximum_filter(mode='nearest')`), in place. Sequential: callers parallelise.
+/// scipy's `maximum_filter(mode='nearest')`), in place, lines in parallel.
 pub fn max_filter_box(data: &mut [f64], shape: Shape3, r: [usize; 3]) {
-    let [d, h, w] = shape;
-    let mut dq = std::collections::VecDeque::new();
-    let n_max = d.max(h).max(w);
-    let (mut line, mut out) = (vec![0.0; n_max], vec![0.0; n_max]);
     for axis in [2usize, 1, 0] {
         if shape[axis] <= 1 || r[axis] == 0 {
             continue;
         }
-        let (n, stride) = match axis {
-            2 => (w, 1),
-            1 => (h, w),
-            _ => (d, h * w),
-        };
-        let starts: Vec<usize> = match axis {
-            2 => (0..d * h).map(|r| r * w).collect(),
-            1 => (0..d).flat_map(|z| (0..w).map(move |x| z * h * w + x)).collect(),
-            _ => (0..h * w).collect(),
-        };
-        for start in starts {
-            for i in 0..n {
-                line[i] = data[start + i * stride];
-            }
-            running_max(&line[..n], r[axis], &mut out[..n], &mut dq);
-            for i in 0..n {
-                data[start + i * stride] = out[i];
-            }
-        }
+        let ra = r[axis];
+        map_lines_with(data, shape, axis, || [Vec::new(), Vec::new(), Vec::new()], |line, s| running_max(line, ra, s));
     }
 }
 
@@ -323,9 +313,20 @@ pub fn map_lines<T: Copy + Default + Send + Sync>(
     axis: usize,
     f: impl Fn(&mut [T]) + Sync,
 ) {
+    map_lines_with(data, shape, axis, || (), |l, _| f(l));
+}
+
+/// [`map_lines`] with per-task scratch state made by `init`.
+pub fn map_lines_with<T: Copy + Default + Send + Sync, S>(
+    data: &mut [T],
+    shape: Shape3,
+    axis: usize,
+    init: impl Fn() -> S + Sync + Send,
+    f: impl Fn(&mut [T], &mut S) + Sync,
+) {
     let [d, h, w] = shape;
     if axis == 2 {
-        data.par_chunks_mut(w).for_each(&f);
+        data.par_chunks_mut(w).for_each_init(&init, |s, l| f(l, s));
         return;
     }
     let (n, stride, outer, outer_step) = if axis == 1 { (h, w, d, h * w) } else { (d, h * w, h, w) };
@@ -334,8 +335,8 @@ pub fn map_lines<T: Copy + Default + Send + Sync>(
     let ptr = SyncPtr(data.as_mut_ptr());
     let len = data.len();
     (0..outer * blocks).into_par_iter().for_each_init(
-        || (vec![T::default(); n * XB], vec![T::default(); n]),
-        |(blk, line), job| {
+        || (vec![T::default(); n * XB], vec![T::default(); n], init()),
+        |(blk, line, st), job| {
             let (o, b) = (job / blocks, job % blocks);
             let x0 = b * XB;
             let bw = (x0 + XB).min(w) - x0;
@@ -353,7 +354,7 @@ pub fn map_lines<T: Copy + Default + Send + Sync>(
                 for i in 0..n {
                     line[i] = blk[i * XB + j];
                 }
-                f(line);
+                f(line, st);
                 for i in 0..n {
                     blk[i * XB + j] = line[i];
                 }

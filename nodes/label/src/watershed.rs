@@ -23,12 +23,14 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
-use petri_api::{Inputs, Node, NodeCtx, NodeError, NodeSpec, Outputs, ParamSpec, Params, PortType, Stack, Value};
+use petri_api::{
+    Inputs, Node, NodeCtx, NodeError, NodeSpec, Outputs, ParamSpec, Params, Pixel, PortType, Stack, Value,
+};
 use rayon::prelude::*;
 
 use crate::connected_components::label_volume_by;
 use crate::queue::RadixQueue;
-use crate::util::{Connectivity, Neighbourhood, Shape3, check_same_shape, finite_f64, order_key, volumes};
+use crate::util::{Connectivity, Neighbourhood, Shape3, check_same_shape, order_key, volumes};
 
 /// A raw pointer shared by tasks that write disjoint pixels (different mask components).
 #[derive(Clone, Copy)]
@@ -53,8 +55,8 @@ pub struct WatershedOpts {
 
 /// Seeded watershed of one Z×Y×X volume. `relief` must be finite; `markers` non-zero are
 /// seeds; pixels where `mask` is false are never labelled. Returns the labels.
-pub fn watershed_volume(
-    relief: &[f64],
+pub fn watershed_volume<P: Pixel>(
+    relief: &[P],
     markers: &[u32],
     mask: Option<&[u8]>,
     shape: Shape3,
@@ -69,24 +71,22 @@ pub fn watershed_volume(
         compact_flood(relief, &mut out, &inside, sign, &nb, shape, opts.compactness);
         return out;
     }
+    let seeds: Vec<u32> = (0..n as u32).into_par_iter().filter(|&i| out[i as usize] != 0).collect();
     let Some(mask) = mask else {
-        let seeds: Vec<u32> = (0..n as u32).filter(|&i| out[i as usize] != 0).collect();
         flood(relief, &seeds, SyncPtr(out.as_mut_ptr()), &|_| true, sign, &nb);
         return out;
     };
-    // Parts of the mask that do not touch cannot exchange labels: flood them independently.
+    // Parts of the mask that do not touch cannot exchange labels: flood them independently
+    // (a neighbour inside the mask is always in the same part, so the flood only tests the mask).
     let (parts, count) = label_volume_by(mask, shape, opts.conn, |v| v != 0);
-    let mut seeds: Vec<Vec<u32>> = vec![Vec::new(); count as usize + 1];
-    for (i, &l) in out.iter().enumerate() {
-        if l != 0 {
-            seeds[parts[i] as usize].push(i as u32);
-        }
+    let mut per_part: Vec<Vec<u32>> = vec![Vec::new(); count as usize + 1];
+    for &s in &seeds {
+        per_part[parts[s as usize] as usize].push(s);
     }
+    drop(parts);
     let ptr = SyncPtr(out.as_mut_ptr());
-    let parts = &parts;
-    seeds.par_iter().enumerate().skip(1).filter(|(_, s)| !s.is_empty()).for_each(|(p, s)| {
-        let p = p as u32;
-        flood(relief, s, ptr, &|i| parts[i] == p, sign, &nb);
+    per_part.par_iter().filter(|s| !s.is_empty()).for_each(|s| {
+        flood(relief, s, ptr, &|i| mask[i] != 0, sign, &nb);
     });
     out
 }
@@ -94,15 +94,15 @@ pub fn watershed_volume(
 /// The plain priority flood from `seeds` (raster order) over pixels where `inside` holds.
 /// `out` must hold the seeds' labels; every pixel written is inside, so floods of different
 /// mask parts write disjoint pixels.
-fn flood(
-    relief: &[f64],
+fn flood<P: Pixel>(
+    relief: &[P],
     seeds: &[u32],
     out: SyncPtr,
     inside: &(dyn Fn(usize) -> bool + Sync),
     sign: f64,
     nb: &Neighbourhood,
 ) {
-    let key = |i: usize| order_key(sign * relief[i]);
+    let key = |i: usize| order_key(sign * relief[i].to_f64());
     let mut q = RadixQueue::new();
     // Seeds are pushed in raster order; the radix heap needs the smallest key first as base, so
     // they go through the same push as everything else (keys ≥ 0 = initial `last`).
@@ -151,8 +151,8 @@ impl PartialOrd for Item {
     }
 }
 
-fn compact_flood(
-    relief: &[f64],
+fn compact_flood<P: Pixel>(
+    relief: &[P],
     out: &mut [u32],
     inside: &dyn Fn(usize) -> bool,
     sign: f64,
@@ -166,7 +166,7 @@ fn compact_flood(
     let mut age = 0u64;
     for i in 0..out.len() {
         if out[i] != 0 {
-            heap.push(Item { value: sign * relief[i], age, index: i as u32, source: i as u32 });
+            heap.push(Item { value: sign * relief[i].to_f64(), age, index: i as u32, source: i as u32 });
             age += 1;
         }
     }
@@ -183,7 +183,7 @@ fn compact_flood(
             }
             let c = coords(j);
             let dist = ((c[0] - sc[0]).powi(2) + (c[1] - sc[1]).powi(2) + (c[2] - sc[2]).powi(2)).sqrt();
-            let value = (sign * relief[j] + compactness * dist).max(e.value);
+            let value = (sign * relief[j].to_f64() + compactness * dist).max(e.value);
             heap.push(Item { value, age, index: j as u32, source: e.source });
             age += 1;
         });
@@ -203,7 +203,7 @@ pub fn watershed(
     if let Some(m) = mask {
         check_same_shape(image, "image", m, "mask")?;
     }
-    let relief = finite_f64(image, "image")?;
+    image.check_finite().map_err(|m| NodeError::input("image", m))?;
     let mk = markers
         .pixels::<u32>()
         .ok_or_else(|| NodeError::input("markers", format!("expected u32 labels, got {}", markers.dtype())))?;
@@ -224,7 +224,8 @@ pub fn watershed(
         if !m.iter().any(|&v| v != 0) {
             ctx.log("watershed: no markers in this volume, the output is empty (all 0)");
         }
-        out.extend(watershed_volume(&relief[r.clone()], m, mask_px.map(|x| &x[r]), image.zyx(), opts));
+        let (mk, sh) = (mask_px.map(|x| &x[r.clone()]), image.zyx());
+        out.extend(petri_api::with_pixels!(image.buffer(), px => watershed_volume(&px[r.clone()], m, mk, sh, opts)));
         ctx.progress((k + 1) as f64 / total as f64, "watershed");
     }
     image.with_pixels::<u32>(out).map_err(|e| NodeError::failed(e.to_string()))
@@ -322,7 +323,7 @@ mod tests {
     #[test]
     fn shares_a_basin_reached_at_the_same_level() {
         // skimage 0.26: [[1 1 1 1 2 2 2 2]] for this relief.
-        let relief = [0.0, 2.0, 1.0, 1.0, 1.0, 1.0, 2.0, 0.0];
+        let relief = [0.0f32, 2.0, 1.0, 1.0, 1.0, 1.0, 2.0, 0.0];
         let markers = [1, 0, 0, 0, 0, 0, 0, 2];
         let out = watershed_volume(&relief, &markers, None, [1, 1, 8], FACE);
         assert_eq!(out, vec![1, 1, 1, 1, 2, 2, 2, 2]);
@@ -330,7 +331,7 @@ mod tests {
 
     #[test]
     fn compact_and_mask() {
-        let relief = vec![0.0; 9];
+        let relief = vec![0.0f32; 9];
         let markers = [1, 0, 0, 0, 0, 0, 0, 0, 2];
         let mask = [1u8, 1, 1, 1, 1, 1, 1, 1, 0];
         // Marker 2 lies outside the mask: dropped, marker 1 takes everything inside.
