@@ -136,6 +136,88 @@ pub fn histogram_range<P: Pixel>(px: &[P], lo: f64, hi: f64, nbins: usize) -> Hi
     Histogram { counts, centers, integer: false }
 }
 
+/// Pixel types small enough to count over their whole range in one pass (no min/max pass).
+pub trait SmallInt: Copy + Send + Sync {
+    const RANGE: usize;
+    fn idx(self) -> usize;
+}
+impl SmallInt for u8 {
+    const RANGE: usize = 256;
+    #[inline(always)]
+    fn idx(self) -> usize {
+        self as usize
+    }
+}
+impl SmallInt for u16 {
+    const RANGE: usize = 65536;
+    #[inline(always)]
+    fn idx(self) -> usize {
+        self as usize
+    }
+}
+
+/// Counts of every value of the type's range, in one parallel pass.
+pub fn full_counts<T: SmallInt>(px: &[T]) -> Vec<u64> {
+    let nb = T::RANGE;
+    // Four interleaved sub-histograms per rayon split: runs of equal neighbouring pixels then do
+    // not serialise on one counter (u32 is enough: a chunk is far below 2³² pixels).
+    let subs = px
+        .par_chunks(chunk_len(px.len()))
+        .fold(
+            || vec![0u32; 4 * nb],
+            |mut sub, c| {
+                let mut it = c.chunks_exact(4);
+                for q in &mut it {
+                    sub[q[0].idx()] += 1;
+                    sub[nb + q[1].idx()] += 1;
+                    sub[2 * nb + q[2].idx()] += 1;
+                    sub[3 * nb + q[3].idx()] += 1;
+                }
+                for &v in it.remainder() {
+                    sub[v.idx()] += 1;
+                }
+                sub
+            },
+        )
+        .collect::<Vec<_>>();
+    let mut h = vec![0u64; nb];
+    for sub in &subs {
+        for j in 0..4 {
+            for (a, &b) in h.iter_mut().zip(&sub[j * nb..(j + 1) * nb]) {
+                *a += b as u64;
+            }
+        }
+    }
+    h
+}
+
+/// scikit-image's histogram of a whole stack (see [`histogram_of`]) with its min and max; u8
+/// and u16 stacks take a single pass.
+pub fn stack_histogram(s: &petri_api::Stack, nbins: usize) -> (Histogram, f64, f64) {
+    fn from_full(counts: Vec<u64>) -> (Histogram, f64, f64) {
+        let lo = counts.iter().position(|&c| c > 0).unwrap_or(0);
+        let hi = counts.iter().rposition(|&c| c > 0).unwrap_or(0);
+        let h = Histogram {
+            counts: counts[lo..=hi].to_vec(),
+            centers: (lo..=hi).map(|v| v as f64).collect(),
+            integer: true,
+        };
+        (h, lo as f64, hi as f64)
+    }
+    match s.buffer() {
+        Buffer::U8(v) => from_full(full_counts(&v[..])),
+        Buffer::U16(v) => from_full(full_counts(&v[..])),
+        Buffer::U32(v) => {
+            let (lo, hi) = min_max(&v[..]);
+            (histogram_range(&v[..], lo, hi, nbins), lo, hi)
+        }
+        Buffer::F32(v) => {
+            let (lo, hi) = min_max(&v[..]);
+            (histogram_range(&v[..], lo, hi, nbins), lo, hi)
+        }
+    }
+}
+
 fn add_counts(mut a: Vec<u64>, b: Vec<u64>) -> Vec<u64> {
     for (x, y) in a.iter_mut().zip(b) {
         *x += y;
@@ -153,6 +235,11 @@ mod tests {
         assert!(h.integer);
         assert_eq!(h.counts, vec![1, 0, 2, 0, 1]);
         assert_eq!(h.centers, vec![3.0, 4.0, 5.0, 6.0, 7.0]);
+        let s = petri_api::Stack::from_2d(1, 7, vec![3u16, 5, 5, 7, 5, 5, 5]).unwrap();
+        let (h, lo, hi) = stack_histogram(&s, 256);
+        assert_eq!((lo, hi), (3.0, 7.0));
+        assert_eq!(h.counts, vec![1, 0, 5, 0, 1]);
+        assert_eq!(h, histogram_of(s.pixels::<u16>().unwrap(), 256));
     }
 
     #[test]

@@ -7,8 +7,8 @@
 use std::sync::Arc;
 
 use petri_api::{
-    ColumnData, Inputs, Node, NodeCtx, NodeError, NodeSpec, Outputs, ParamSpec, Params, Pixel, PortType, Stack, Table,
-    Value,
+    Buffer, ColumnData, Inputs, Node, NodeCtx, NodeError, NodeSpec, Outputs, ParamSpec, Params, Pixel, PortType, Stack,
+    Table, Value,
 };
 use rayon::prelude::*;
 
@@ -42,7 +42,36 @@ pub fn otsu_from_hist(h: &Histogram) -> f64 {
     }
     // numpy's arithmetic: integer histograms form counts·centers and all cumulative sums in
     // exact int64 (here u128), float histograms in f64, summed in order.
-    let (m1, m2): (Vec<f64>, Vec<f64>) = if h.integer {
+    let total: u64 = h.counts.iter().sum();
+    let top = h.centers.last().copied().unwrap_or(0.0);
+    let (m1, m2): (Vec<f64>, Vec<f64>) = if h.integer && (total as f64) * top < 9.0e15 {
+        // Every sum of counts·centers is below 2⁵³, so f64 sums are the exact integers numpy forms.
+        let (mut s, mut w) = (0f64, 0u64);
+        let m1 = h
+            .counts
+            .iter()
+            .zip(&h.centers)
+            .map(|(&c, &x)| {
+                s += c as f64 * x;
+                w += c;
+                s / w as f64
+            })
+            .collect();
+        let (mut s, mut w) = (0f64, 0u64);
+        let mut m2: Vec<f64> = h
+            .counts
+            .iter()
+            .zip(&h.centers)
+            .rev()
+            .map(|(&c, &x)| {
+                s += c as f64 * x;
+                w += c;
+                s / w as f64
+            })
+            .collect();
+        m2.reverse();
+        (m1, m2)
+    } else if h.integer {
         let mut s = 0u128;
         let mut w = 0u128;
         let m1 = h
@@ -97,7 +126,6 @@ pub fn otsu_from_hist(h: &Histogram) -> f64 {
         m2.reverse();
         (m1, m2)
     };
-    let total: u64 = h.counts.iter().sum();
     let mut w1 = 0u64;
     let mut best = f64::NEG_INFINITY;
     let mut idx = 0;
@@ -105,6 +133,7 @@ pub fn otsu_from_hist(h: &Histogram) -> f64 {
         w1 += h.counts[i];
         let w2 = total - w1;
         let d = m1[i] - m2[i + 1];
+        // numpy forms w1·w2 in int64 (exact), then converts it to float.
         let v = (w1 as u128 * w2 as u128) as f64 * (d * d);
         // `>`: the first maximum wins, as numpy's argmax.
         if v > best {
@@ -115,28 +144,18 @@ pub fn otsu_from_hist(h: &Histogram) -> f64 {
     h.centers[idx]
 }
 
-/// The pixels' minimum and maximum.
-fn stack_min_max(s: &Stack) -> (f64, f64) {
-    petri_api::with_pixels!(s.buffer(), px => hist::min_max(px))
-}
-
-fn stack_histogram(s: &Stack, lo: f64, hi: f64) -> Histogram {
-    petri_api::with_pixels!(s.buffer(), px => hist::histogram_range(px, lo, hi, 256))
-}
-
 /// `threshold_otsu` over all pixels of the stack (a constant image gives its value).
 pub fn threshold_otsu(s: &Stack) -> f64 {
-    let (lo, hi) = stack_min_max(s);
+    let (h, lo, hi) = hist::stack_histogram(s, 256);
     if lo == hi {
         return lo;
     }
-    otsu_from_hist(&stack_histogram(s, lo, hi))
+    otsu_from_hist(&h)
 }
 
 /// `threshold_triangle` (nbins 256; integer images one bin per integer) over the whole stack.
 pub fn threshold_triangle(s: &Stack) -> f64 {
-    let (lo, hi) = stack_min_max(s);
-    let h = stack_histogram(s, lo, hi);
+    let (h, lo, _) = hist::stack_histogram(s, 256);
     let nbins = h.counts.len();
     let counts: Vec<i64> = h.counts.iter().map(|&c| c as i64).collect();
     let mut arg_peak = 0;
@@ -180,18 +199,17 @@ pub fn threshold_triangle(s: &Stack) -> f64 {
 /// `threshold_li` (default tolerance and initial guess) over the whole stack. Float images are
 /// treated as float64, so the result is scikit-image's on `float64(image)`.
 pub fn threshold_li(s: &Stack) -> f64 {
-    let (lo, hi) = stack_min_max(s);
-    if lo == hi {
-        return lo;
-    }
     let n = s.len() as f64;
-    let mean = petri_api::with_pixels!(s.buffer(), px => px.par_chunks(1 << 16)
-        .map(|c| c.iter().map(|v| v.to_f64() - lo).sum::<f64>()).sum::<f64>())
-        / n;
     let li_step = |mb: f64, mf: f64| (mb - mf) / (mb.ln() - mf.ln());
     if s.dtype().is_integer() {
+        let (h, lo, hi) = hist::stack_histogram(s, 256);
+        if lo == hi {
+            return lo;
+        }
+        // numpy's mean of (image − min): exact integer sum (from the histogram), one division.
+        let sum: u128 = h.counts.iter().zip(&h.centers).map(|(&c, &x)| c as u128 * (x - lo) as u128).sum();
+        let mean = sum as f64 / n;
         // Iterate on the histogram of (image − min), with counts as float32 like scikit-image.
-        let h = stack_histogram(s, lo, hi);
         let counts: Vec<f64> = h.counts.iter().map(|&c| c as f32 as f64).collect();
         let centers: Vec<f64> = h.centers.iter().map(|&c| c - lo).collect();
         let tol = 0.5;
@@ -219,6 +237,13 @@ pub fn threshold_li(s: &Stack) -> f64 {
         }
         return t_next + lo;
     }
+    let (lo, hi) = petri_api::with_pixels!(s.buffer(), px => hist::min_max(px));
+    if lo == hi {
+        return lo;
+    }
+    let mean = petri_api::with_pixels!(s.buffer(), px => px.par_chunks(1 << 16)
+        .map(|c| c.iter().map(|v| v.to_f64() - lo).sum::<f64>()).sum::<f64>())
+        / n;
     // Float images: tolerance is half the smallest gap between distinct values.
     let mut vals: Vec<f64> = s.buffer().to_f64_vec().into_iter().map(|v| v - lo).collect();
     let mut sorted = vals.clone();
@@ -261,7 +286,16 @@ pub fn threshold_li(s: &Stack) -> f64 {
 /// `value > t` for every pixel, as a 0/1 mask with the input's geometry.
 pub fn apply_threshold(s: &Stack, t: f64) -> Result<Stack, NodeError> {
     let mut out = vec![0u8; s.len()];
-    petri_api::with_pixels!(s.buffer(), px => util::par_map_into(px, &mut out, |&v| (v.to_f64() > t) as u8));
+    // Integers compare against ⌊t⌋ in their own type (same answer, a vectorisable loop).
+    let k = t.floor();
+    match s.buffer() {
+        _ if t.is_nan() => {}
+        Buffer::U8(v) if k < 255.0 => util::par_map_into(v, &mut out, |&x| (x as i16 > k.max(-1.0) as i16) as u8),
+        Buffer::U16(v) if k < 65535.0 => util::par_map_into(v, &mut out, |&x| (x as i32 > k.max(-1.0) as i32) as u8),
+        Buffer::U32(v) => util::par_map_into(v, &mut out, |&x| (x as f64 > t) as u8),
+        Buffer::F32(v) => util::par_map_into(v, &mut out, |&x| (x as f64 > t) as u8),
+        _ => {} // above the type's maximum: nothing is foreground
+    }
     s.with_pixels(out).map_err(|e| NodeError::failed(e.to_string()))
 }
 
