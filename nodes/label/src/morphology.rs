@@ -43,7 +43,10 @@ impl Structuring {
         for a in 0..3 {
             if shape[a] > 1 || a > 0 {
                 // A tiny tolerance so that e.g. 1.0 / 0.1 * 0.1 still reaches 10 pixels.
-                r[a] = (self.radius / self.spacing[a] * (1.0 + 1e-12)).floor().max(0.0) as usize;
+                // Reaching past the image changes nothing, so the reach is capped at its size
+                // (an absurd radius then costs no more than one as large as the image).
+                let reach = (self.radius / self.spacing[a] * (1.0 + 1e-12)).floor().max(0.0);
+                r[a] = reach.min(shape[a] as f64) as usize;
             }
         }
         r
@@ -472,6 +475,12 @@ mod tests {
         let d = dilate_mask(&m, [1, 7, 7], &ball(1.0));
         assert_eq!(d.iter().filter(|&&v| v == 1).count(), 49 - 4);
         assert_eq!(dilate_mask(&m, [1, 7, 7], &bx).iter().filter(|&&v| v == 1).count(), 49);
+        // An absurd radius costs no more than the image size.
+        let huge = Structuring { footprint: Footprint::Ball, radius: 1e12, spacing: [1.0; 3] };
+        assert!(erode_mask(&m, [1, 7, 7], &huge).iter().all(|&v| v == 0));
+        assert!(dilate_mask(&m, [1, 7, 7], &huge).iter().all(|&v| v == 1));
+        let huge_box = Structuring { footprint: Footprint::Box, ..huge };
+        assert!(dilate_mask(&m, [1, 7, 7], &huge_box).iter().all(|&v| v == 1));
         // The image edge does not erode.
         let full = vec![1u8; 9];
         assert_eq!(erode_mask(&full, [1, 3, 3], &ball(1.0)), full);

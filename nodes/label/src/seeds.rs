@@ -67,7 +67,8 @@ fn crop_candidates<P: Pixel>(
         }
     });
     let mut maxf = vals.clone();
-    let r = [if shape[0] > 1 { md } else { 0 }, md, md];
+    // A window wider than the box is the whole box.
+    let r = [if shape[0] > 1 { md.min(cs[0]) } else { 0 }, md.min(cs[1]), md.min(cs[2])];
     max_filter_box(&mut maxf, cs, r);
     let [_, h, w] = shape;
     (0..n)
@@ -93,6 +94,9 @@ fn scan_candidates<P: Pixel>(
     let [d, h, w] = shape;
     let rz = if d > 1 { md as isize } else { 0 };
     let m = md as isize;
+    if (2 * rz + 1) * (2 * m + 1) * (2 * m + 1) > 100_000 {
+        return None; // a huge window: the separable filter's cost does not depend on it
+    }
     let mut offs: Vec<[isize; 3]> = Vec::new();
     for dz in -rz..=rz {
         for dy in -m..=m {
@@ -563,6 +567,13 @@ mod tests {
         let o = SeedOpts { method: SeedMethod::HMaxima { h: 1.0 }, ..local(1) };
         let img32: Vec<f32> = img.iter().map(|&v| v as f32).collect();
         assert_eq!(seeds_volume(&img32, None, [1, 1, 8], &o), vec![0, 0, 1, 0, 0, 0, 2, 0]);
+    }
+
+    #[test]
+    fn huge_min_distance_is_cheap() {
+        let img: Vec<f32> = (0..400).map(|i| ((i * 37) % 11) as f32).collect();
+        let out = seeds_volume(&img, None, [1, 20, 20], &local(1_000_000));
+        assert_eq!(out.iter().filter(|&&v| v != 0).count(), 1);
     }
 
     #[test]
