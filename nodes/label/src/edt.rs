@@ -11,9 +11,8 @@
 //! previous pass. Lines run in parallel (rayon); Y and Z lines are processed in blocks of
 //! consecutive x so each cache line is fetched once per block.
 //!
-//! Tie rule for the feature transform: when two sites are at exactly the same distance, the one
-//! whose parabola comes first along the pass axis (smaller coordinate) wins, axis by axis
-//! (X first, then Y, then Z).
+//! Tie rule for the feature transform: deterministic; along each axis, at an exact crossing of
+//! two parabolas the one rooted at the smaller coordinate wins (scipy's rule differs).
 
 use rayon::prelude::*;
 
