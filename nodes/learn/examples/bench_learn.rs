@@ -148,6 +148,11 @@ fn bench_step() {
             prof = false;
         }
     });
+    let prof = petri_learn::ops::take_profile();
+    println!("  per step, custom kernels (7 steps averaged):");
+    for (n, t) in prof.iter().filter(|p| p.1 > 0.0) {
+        println!("    {n:16} {:.3} s", t / 7.0);
+    }
     let fl = 3.0 * 4.0 * fwd_flops(&cfg, 256);
     println!(
         "train step 4x1x256x256 (peer U-Net, Adam): median {dt:.3} s, {:.1} GFLOP/s (3x forward conv FLOPs)",

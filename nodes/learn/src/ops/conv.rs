@@ -309,10 +309,12 @@ impl CustomOp2 for ConvOp {
         "petri-conv"
     }
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let t0 = std::time::Instant::now();
         let g = geo_of(l1, l2, self.pad)?;
         let x = f32_contiguous(s1, l1)?;
         let w = f32_contiguous(s2, l2)?;
         let y = conv_forward(&x, &w, &g);
+        super::prof(0, t0);
         Ok((CpuStorage::F32(y), out_shape(&g, l1.dims().len())))
     }
     fn bwd(&self, x: &Tensor, w: &Tensor, _res: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
@@ -332,10 +334,13 @@ impl CustomOp2 for ConvBwdInput {
         "petri-conv-bwd-input"
     }
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let t0 = std::time::Instant::now();
         let g = geo_of(&Layout::contiguous(self.x_shape.clone()), l2, self.pad)?;
         let dy = f32_contiguous(s1, l1)?;
         let w = f32_contiguous(s2, l2)?;
-        Ok((CpuStorage::F32(conv_backward_input(&dy, &w, &g)), self.x_shape.clone()))
+        let dx = conv_backward_input(&dy, &w, &g);
+        super::prof(1, t0);
+        Ok((CpuStorage::F32(dx), self.x_shape.clone()))
     }
 }
 
@@ -349,10 +354,13 @@ impl CustomOp2 for ConvBwdWeight {
         "petri-conv-bwd-weight"
     }
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let t0 = std::time::Instant::now();
         let g = geo_of(l1, &Layout::contiguous(self.w_shape.clone()), self.pad)?;
         let x = f32_contiguous(s1, l1)?;
         let dy = f32_contiguous(s2, l2)?;
-        Ok((CpuStorage::F32(conv_backward_weight(&x, &dy, &g)), self.w_shape.clone()))
+        let dw = conv_backward_weight(&x, &dy, &g);
+        super::prof(2, t0);
+        Ok((CpuStorage::F32(dw), self.w_shape.clone()))
     }
 }
 

@@ -19,7 +19,25 @@ pub mod norm;
 pub mod pool;
 pub mod upsample;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use candle_core::{CpuStorage, Layout, Result};
+
+/// Wall time spent in each custom kernel (nanoseconds), for the benchmark's profile.
+pub static PROFILE: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
+/// Names of the [`PROFILE`] slots.
+pub const PROFILE_NAMES: [&str; 8] =
+    ["conv fwd", "conv bwd input", "conv bwd weight", "bn fwd", "bn bwd", "pool fwd+bwd", "upsample", "other"];
+
+/// Adds the time since `t0` to profile slot `slot`.
+pub(crate) fn prof(slot: usize, t0: std::time::Instant) {
+    PROFILE[slot].fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+}
+
+/// (name, seconds) of every profile slot, and resets them.
+pub fn take_profile() -> Vec<(&'static str, f64)> {
+    PROFILE_NAMES.iter().zip(&PROFILE).map(|(n, a)| (*n, a.swap(0, Ordering::Relaxed) as f64 * 1e-9)).collect()
+}
 
 /// The f32 values of a CPU storage in the layout's logical (row-major) order; borrows when the
 /// layout is already contiguous.

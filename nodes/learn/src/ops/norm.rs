@@ -71,6 +71,7 @@ impl CustomOp3 for BnAct {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
+        let t0 = std::time::Instant::now();
         let (n, c, v) = ncv(l1.dims())?;
         let x = f32_contiguous(s1, l1)?;
         let g = f32_contiguous(s2, l2)?;
@@ -102,6 +103,7 @@ impl CustomOp3 for BnAct {
         if self.fixed.is_none() {
             *self.stats.lock().unwrap_or_else(|e| e.into_inner()) = stats;
         }
+        super::prof(3, t0);
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
@@ -116,6 +118,7 @@ impl CustomOp3 for BnAct {
         if self.fixed.is_some() {
             candle_core::bail!("batch norm in evaluation mode has no backward pass");
         }
+        let t0 = std::time::Instant::now();
         let (n, c, v) = ncv(x.dims())?;
         let stats = self.stats.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let xs = x.flatten_all()?.to_vec1::<f32>()?;
@@ -172,6 +175,7 @@ impl CustomOp3 for BnAct {
         let dx = Tensor::from_vec(dx, x.shape(), dev)?;
         let dg = Tensor::from_vec(per.iter().map(|p| p.1 as f32).collect::<Vec<_>>(), c, dev)?;
         let db = Tensor::from_vec(per.iter().map(|p| p.0 as f32).collect::<Vec<_>>(), c, dev)?;
+        super::prof(4, t0);
         Ok((Some(dx), Some(dg), Some(db)))
     }
 }
