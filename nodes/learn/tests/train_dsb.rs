@@ -181,3 +181,42 @@ fn model_files_round_trip_and_corruption_is_reported() {
     let e = petri_learn::model_io::load_model(&p).unwrap_err().to_string();
     assert!(e.contains("configuration"), "{e}");
 }
+
+#[test]
+fn short_3d_training_runs_for_both_3d_networks() {
+    let img = petri_testkit::read_stack::<f32>(&petri_testkit::sample("nuclei3d_synthetic.tif"));
+    let lab = petri_testkit::read_stack::<u32>(&petri_testkit::sample("nuclei3d_synthetic_labels.tif"));
+    assert!(img.z() > 1);
+    let ds = build_dataset(
+        &[img.clone()],
+        &[lab.clone()],
+        &DatasetOptions {
+            mode: ClassMode::Foreground,
+            classes: 0,
+            border: 1,
+            patch: [8, 16, 16],
+            foreground_oversample: 0.5,
+            patches_per_epoch: 8,
+            split: Split::Chop(2, 0.25),
+            seed: 2,
+            normalisation: Normalisation::Percentile { low: 1.0, high: 99.8 },
+        },
+    )
+    .unwrap();
+    let spec = DatasetSpec::from_ron(&ds.spec).unwrap();
+    assert!(spec.three_d);
+    for dims in [Dims::Three, Dims::Anisotropic] {
+        let cfg = UNetConfig { dims, depth: 2, base_filters: 4, ..tiny(2) };
+        let mut net = Net::init(ModelConfig::new(cfg, 1), &candle_core::Device::Cpu).unwrap();
+        let mut o = opts(4);
+        o.batch_size = 2;
+        let hist = train(&mut net, &ds, &spec, &o, None, None, &NodeCtx::detached()).unwrap();
+        assert!(hist[3].train_loss < hist[0].train_loss, "{dims:?}: {hist:?}");
+        let po = PredictOptions { tile: Some([8, 32, 32]), overlap: 0.25, tta: false, batch: 2 };
+        let (p, l) = predict(&net, &img, &po, &candle_core::Device::Cpu, &NodeCtx::detached()).unwrap();
+        assert_eq!([p.c(), p.z(), p.y(), p.x()], [2, img.z(), img.y(), img.x()]);
+        let iou = fg_iou(l.pixels::<u32>().unwrap(), lab.pixels::<u32>().unwrap());
+        eprintln!("{dims:?}: 4 tiny epochs, whole-volume foreground IoU {iou:.3}");
+        assert!(iou > 0.3, "{dims:?}: IoU {iou}");
+    }
+}

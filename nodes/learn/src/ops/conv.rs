@@ -318,9 +318,18 @@ impl CustomOp2 for ConvOp {
         Ok((CpuStorage::F32(y), out_shape(&g, l1.dims().len())))
     }
     fn bwd(&self, x: &Tensor, w: &Tensor, _res: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let dx = dy.apply_op2_no_bwd(w, &ConvBwdInput { pad: self.pad, x_shape: x.shape().clone() })?;
-        let dw = x.apply_op2_no_bwd(dy, &ConvBwdWeight { pad: self.pad, w_shape: w.shape().clone() })?;
-        Ok((Some(dx), Some(dw)))
+        // The input gradient of the first layer (the image) is never needed: skip it.
+        let dx = if x.track_op() {
+            Some(dy.apply_op2_no_bwd(w, &ConvBwdInput { pad: self.pad, x_shape: x.shape().clone() })?)
+        } else {
+            None
+        };
+        let dw = if w.track_op() {
+            Some(x.apply_op2_no_bwd(dy, &ConvBwdWeight { pad: self.pad, w_shape: w.shape().clone() })?)
+        } else {
+            None
+        };
+        Ok((dx, dw))
     }
 }
 
