@@ -89,7 +89,7 @@ fn to_14bit<P: Pixel>(vol: &[P]) -> Vec<u16> {
     let (lo, hi) = crate::hist::min_max(vol);
     let (lo, hi) = (to16(P::from_f64(lo)), to16(P::from_f64(hi)));
     let mut out = vec![0u16; vol.len()];
-    util::par_map_into(vol, &mut out, |&v| {
+    util::par_map_into(vol, &mut out, move |&v| {
         let x = to16(v);
         let r = if hi != lo {
             (x - lo) / (hi - lo) * (NR_OF_GRAY - 1) as f64
@@ -124,7 +124,7 @@ pub fn clahe_volume<P: Pixel>(
         (0..padded[d]).map(|p| np_reflect(p as isize - pad_start[d] as isize, dims[d])).collect()
     });
     let mut q = vec![0u16; img.len()];
-    util::par_map_into(&img, &mut q, |&v| (v as usize / bin_size) as u16);
+    util::par_map_into(&img, &mut q, move |&v| (v as usize / bin_size) as u16);
 
     // One clipped mapping (0..16383) per histogram block, stored flat: maps[block·nbins + bin].
     let n_blocks = ns_hist[0] * ns_hist[1] * ns_hist[2];
@@ -190,7 +190,7 @@ pub fn clahe_volume<P: Pixel>(
     let lo = *res.par_iter().min().unwrap_or(&0) as f64;
     let hi = *res.par_iter().max().unwrap_or(&0) as f64;
     let mut out = vec![0f32; res.len()];
-    util::par_map_into(&res, &mut out, |&v| {
+    util::par_map_into(&res, &mut out, move |&v| {
         let v = v as f64;
         (if hi != lo { (v - lo) / (hi - lo) } else { v.clamp(0.0, 1.0) }) as f32
     });

@@ -136,7 +136,7 @@ pub fn histogram_range<P: Pixel>(px: &[P], lo: f64, hi: f64, nbins: usize) -> Hi
     Histogram { counts, centers, integer: false }
 }
 
-/// Pixel types small enough to count over their whole range in one pass (no min/max pass).
+/// Pixel types small enough to count with one bin per value.
 pub trait SmallInt: Copy + Send + Sync {
     const RANGE: usize;
     fn idx(self) -> usize;
@@ -156,11 +156,12 @@ impl SmallInt for u16 {
     }
 }
 
-/// Counts of every value of the type's range, in one parallel pass.
-pub fn full_counts<T: SmallInt>(px: &[T]) -> Vec<u64> {
-    let nb = T::RANGE;
+/// Counts of every value from `lo` to `hi` (the slice's min and max), one parallel pass.
+pub fn range_counts<T: SmallInt>(px: &[T], lo: usize, hi: usize) -> Vec<u64> {
+    let nb = hi - lo + 1;
     // Four interleaved sub-histograms per rayon split: runs of equal neighbouring pixels then do
-    // not serialise on one counter (u32 is enough: a chunk is far below 2³² pixels).
+    // not serialise on one counter (u32 is enough: a split is far below 2³² pixels). With the
+    // range limited to min..max they usually fit in L1/L2.
     let subs = px
         .par_chunks(chunk_len(px.len()))
         .fold(
@@ -168,13 +169,13 @@ pub fn full_counts<T: SmallInt>(px: &[T]) -> Vec<u64> {
             |mut sub, c| {
                 let mut it = c.chunks_exact(4);
                 for q in &mut it {
-                    sub[q[0].idx()] += 1;
-                    sub[nb + q[1].idx()] += 1;
-                    sub[2 * nb + q[2].idx()] += 1;
-                    sub[3 * nb + q[3].idx()] += 1;
+                    sub[q[0].idx() - lo] += 1;
+                    sub[nb + q[1].idx() - lo] += 1;
+                    sub[2 * nb + q[2].idx() - lo] += 1;
+                    sub[3 * nb + q[3].idx() - lo] += 1;
                 }
                 for &v in it.remainder() {
-                    sub[v.idx()] += 1;
+                    sub[v.idx() - lo] += 1;
                 }
                 sub
             },
@@ -191,22 +192,20 @@ pub fn full_counts<T: SmallInt>(px: &[T]) -> Vec<u64> {
     h
 }
 
-/// scikit-image's histogram of a whole stack (see [`histogram_of`]) with its min and max; u8
-/// and u16 stacks take a single pass.
+/// scikit-image's histogram of a whole stack (see [`histogram_of`]) with its min and max.
 pub fn stack_histogram(s: &petri_api::Stack, nbins: usize) -> (Histogram, f64, f64) {
-    fn from_full(counts: Vec<u64>) -> (Histogram, f64, f64) {
-        let lo = counts.iter().position(|&c| c > 0).unwrap_or(0);
-        let hi = counts.iter().rposition(|&c| c > 0).unwrap_or(0);
+    fn small<T: SmallInt + Pixel>(px: &[T]) -> (Histogram, f64, f64) {
+        let (lo, hi) = min_max(px);
         let h = Histogram {
-            counts: counts[lo..=hi].to_vec(),
-            centers: (lo..=hi).map(|v| v as f64).collect(),
+            counts: range_counts(px, lo as usize, hi as usize),
+            centers: (lo as usize..=hi as usize).map(|v| v as f64).collect(),
             integer: true,
         };
-        (h, lo as f64, hi as f64)
+        (h, lo, hi)
     }
     match s.buffer() {
-        Buffer::U8(v) => from_full(full_counts(&v[..])),
-        Buffer::U16(v) => from_full(full_counts(&v[..])),
+        Buffer::U8(v) => small(&v[..]),
+        Buffer::U16(v) => small(&v[..]),
         Buffer::U32(v) => {
             let (lo, hi) = min_max(&v[..]);
             (histogram_range(&v[..], lo, hi, nbins), lo, hi)

@@ -76,7 +76,7 @@ pub fn normalize(s: &Stack, low: f64, high: f64, clip: bool) -> Result<Stack, No
         let den = hi - lo + 1e-20;
         for t in 0..nt {
             let o = (t * nc + c) * n;
-            let f = |v: f64| -> f32 {
+            let f = move |v: f64| -> f32 {
                 let y = if hi > lo {
                     (v - lo) / den
                 } else if v > lo {
@@ -87,10 +87,10 @@ pub fn normalize(s: &Stack, low: f64, high: f64, clip: bool) -> Result<Stack, No
                 (if clip { y.clamp(0.0, 1.0) } else { y }) as f32
             };
             match s.buffer() {
-                Buffer::U8(p) => util::par_map_into(&p[o..o + n], &mut out[o..o + n], |&v| f(v as f64)),
-                Buffer::U16(p) => util::par_map_into(&p[o..o + n], &mut out[o..o + n], |&v| f(v as f64)),
-                Buffer::U32(p) => util::par_map_into(&p[o..o + n], &mut out[o..o + n], |&v| f(v as f64)),
-                Buffer::F32(p) => util::par_map_into(&p[o..o + n], &mut out[o..o + n], |&v| f(v as f64)),
+                Buffer::U8(p) => util::par_map_into(&p[o..o + n], &mut out[o..o + n], move |&v| f(v as f64)),
+                Buffer::U16(p) => util::par_map_into(&p[o..o + n], &mut out[o..o + n], move |&v| f(v as f64)),
+                Buffer::U32(p) => util::par_map_into(&p[o..o + n], &mut out[o..o + n], move |&v| f(v as f64)),
+                Buffer::F32(p) => util::par_map_into(&p[o..o + n], &mut out[o..o + n], move |&v| f(v as f64)),
             }
         }
     }

@@ -290,10 +290,16 @@ pub fn apply_threshold(s: &Stack, t: f64) -> Result<Stack, NodeError> {
     let k = t.floor();
     match s.buffer() {
         _ if t.is_nan() => {}
-        Buffer::U8(v) if k < 255.0 => util::par_map_into(v, &mut out, |&x| (x as i16 > k.max(-1.0) as i16) as u8),
-        Buffer::U16(v) if k < 65535.0 => util::par_map_into(v, &mut out, |&x| (x as i32 > k.max(-1.0) as i32) as u8),
-        Buffer::U32(v) => util::par_map_into(v, &mut out, |&x| (x as f64 > t) as u8),
-        Buffer::F32(v) => util::par_map_into(v, &mut out, |&x| (x as f64 > t) as u8),
+        Buffer::U8(v) if k < 255.0 => {
+            let kk = k.max(-1.0) as i16;
+            util::par_map_into(v, &mut out, move |&x| (x as i16 > kk) as u8)
+        }
+        Buffer::U16(v) if k < 65535.0 => {
+            let kk = k.max(-1.0) as i32;
+            util::par_map_into(v, &mut out, move |&x| (x as i32 > kk) as u8)
+        }
+        Buffer::U32(v) => util::par_map_into(v, &mut out, move |&x| (x as f64 > t) as u8),
+        Buffer::F32(v) => util::par_map_into(v, &mut out, move |&x| (x as f64 > t) as u8),
         _ => {} // above the type's maximum: nothing is foreground
     }
     s.with_pixels(out).map_err(|e| NodeError::failed(e.to_string()))
@@ -310,7 +316,7 @@ pub fn threshold_local(s: &Stack, block_size: usize, offset: f64, method: LocalM
         LocalMethod::Mean => util::box_kernel(block_size),
     };
     let kernels = [(s.z() > 1).then(|| kernel.clone()), Some(kernel.clone()), Some(kernel)];
-    let out = crate::sep::filter_stack(s, &kernels, Border::Reflect, true, |src, th, o: &mut [u8]| {
+    let out = crate::sep::filter_stack(s, &kernels, Border::Reflect, true, move |src, th, o: &mut [u8]| {
         for ((o, &v), &t) in o.iter_mut().zip(src).zip(th) {
             *o = (v > t - offset) as u8;
         }

@@ -17,7 +17,7 @@ pub fn unsharp(s: &Stack, radius: f64, amount: f64) -> Result<Stack, NodeError> 
     util::check_finite(s, "image")?;
     let k = util::gaussian_kernel(radius, 4.0);
     let kernels = [(s.z() > 1).then(|| k.clone()), Some(k.clone()), Some(k)];
-    let out = crate::sep::filter_stack(s, &kernels, Border::Reflect, true, |src, blur, o: &mut [f32]| {
+    let out = crate::sep::filter_stack(s, &kernels, Border::Reflect, true, move |src, blur, o: &mut [f32]| {
         for ((o, &v), &b) in o.iter_mut().zip(src).zip(blur) {
             *o = (v + (v - b) * amount) as f32;
         }
