@@ -9,9 +9,8 @@
 use petri_api::{Inputs, Node, NodeCtx, NodeError, NodeSpec, Outputs, ParamSpec, Params, PortType, Value};
 use rayon::prelude::*;
 
-use crate::morphology::apply_labels;
 use crate::remove_small_objects::connectivity_param;
-use crate::util::{Connectivity, Shape3, neighbour_offsets};
+use crate::util::{Connectivity, Shape3, join_volumes, neighbour_offsets, zeroed_vec};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BoundaryMode {
@@ -29,7 +28,7 @@ pub fn boundaries(lab: &[u32], shape: Shape3, conn: Connectivity, mode: Boundary
     let [d, h, w] = shape;
     let offs = neighbour_offsets(shape, conn);
     let full = neighbour_offsets(shape, Connectivity::Full);
-    let mut out = vec![0u8; lab.len()];
+    let mut out = zeroed_vec::<u8>(lab.len());
     // Calls f(neighbour row, x range of this row, dx) for every offset whose row exists.
     let rows_of = |z: usize, y: usize, offsets: &[[isize; 3]], f: &mut RowVisitor| {
         for o in offsets {
@@ -105,11 +104,9 @@ impl Node for Boundaries {
         };
         let conn = Connectivity::from_param(p, "connectivity")?;
         let s = inputs.labels("labels")?;
-        // Computed per volume as u32 then narrowed: the mask shares the labels' geometry.
-        let wide =
-            apply_labels(s, "labels", |v, sh| boundaries(v, sh, conn, mode).into_iter().map(u32::from).collect())?;
-        let px: Vec<u8> = wide.pixels::<u32>().unwrap_or_default().iter().map(|&v| v as u8).collect();
-        let out = s.with_pixels(px).map_err(|e| NodeError::failed(e.to_string()))?;
+        let px = s.pixels::<u32>().ok_or_else(|| NodeError::input("labels", "expected u32 labels"))?;
+        let vols = px.chunks(s.volume_len()).map(|v| boundaries(v, s.zyx(), conn, mode)).collect();
+        let out = s.with_pixels(join_volumes(vols)).map_err(|e| NodeError::failed(e.to_string()))?;
         Ok(Outputs::new().with("mask", Value::Mask(out)))
     }
 }

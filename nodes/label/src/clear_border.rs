@@ -3,11 +3,10 @@
 //! (full connectivity): if an id has several separate pieces, only those touching the border go.
 
 use petri_api::{Inputs, Node, NodeCtx, NodeError, NodeSpec, Outputs, ParamSpec, Params, PortType, Value};
-use rayon::prelude::*;
 
 use crate::connected_components::label_regions;
 use crate::morphology::apply_labels;
-use crate::util::{Connectivity, Shape3};
+use crate::util::{Connectivity, Shape3, par_fill};
 
 /// Clears the objects with a pixel within `buffer` pixels of the border (`z_edges`: the first
 /// and last z slices count as border in 3-D).
@@ -29,7 +28,7 @@ pub fn clear_border(lab: &[u32], shape: Shape3, buffer: usize, z_edges: bool) ->
         }
     }
     touch[0] = false;
-    lab.par_iter().zip(&regions).map(|(&l, &r)| if touch[r as usize] { 0 } else { l }).collect()
+    par_fill(lab.len(), |i| if touch[regions[i] as usize] { 0 } else { lab[i] })
 }
 
 pub struct ClearBorder;

@@ -20,7 +20,7 @@ use petri_api::{
 };
 use rayon::prelude::*;
 
-use crate::util::{Connectivity, Shape3, map_volumes};
+use crate::util::{Connectivity, Shape3, map_volumes, zeroed_vec};
 
 /// Foreground runs of a volume, row by row (rows in raster order, runs in x order).
 pub(crate) struct Runs {
@@ -191,7 +191,7 @@ fn label_classes<P: Pixel>(
     class: impl Fn(P) -> u32 + Sync,
 ) -> (Vec<u32>, u32) {
     let [d, h, w] = shape;
-    let mut out = vec![0u32; vol.len()];
+    let mut out = zeroed_vec::<u32>(vol.len());
     if vol.is_empty() {
         return (out, 0);
     }

@@ -5,7 +5,7 @@
 use petri_api::{Inputs, Node, NodeCtx, NodeError, NodeSpec, Outputs, ParamSpec, Params, PortType, Stack, Value};
 
 use crate::edt::edt;
-use crate::util::{spacing_of, volume_name, volumes};
+use crate::util::{join_volumes, spacing_of, volume_name, volumes};
 
 /// Distance transform of every (t, c) volume of a mask (non-zero = foreground), 3-D when z > 1.
 /// Background pixels get 0. A volume without any background pixel is an error (the distance
@@ -17,7 +17,7 @@ pub fn distance_transform(ctx: &NodeCtx, mask: &Stack, use_spacing: bool) -> Res
         .pixels::<u8>()
         .ok_or_else(|| NodeError::input("mask", format!("expected a u8 mask, got {}", mask.dtype())))?;
     let n = mask.volume_len();
-    let mut out = Vec::with_capacity(mask.len());
+    let mut out = Vec::new();
     let total = mask.t() * mask.c();
     for (k, (t, c)) in volumes(mask).enumerate() {
         ctx.check_cancel()?;
@@ -31,10 +31,10 @@ pub fn distance_transform(ctx: &NodeCtx, mask: &Stack, use_spacing: bool) -> Res
                 ),
             )
         })?;
-        out.extend(d);
+        out.push(d);
         ctx.progress((k + 1) as f64 / total as f64, "distance transform");
     }
-    mask.with_pixels::<f32>(out).map_err(|e| NodeError::failed(e.to_string()))
+    mask.with_pixels::<f32>(join_volumes(out)).map_err(|e| NodeError::failed(e.to_string()))
 }
 
 pub struct DistanceTransform;

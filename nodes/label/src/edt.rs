@@ -16,7 +16,7 @@
 
 use rayon::prelude::*;
 
-use crate::util::Shape3;
+use crate::util::{Shape3, par_fill};
 
 /// "No site on this line / in this volume".
 pub const NO_SITE: u32 = u32::MAX;
@@ -264,7 +264,7 @@ fn pass(d2: &mut [f64], feat: Option<&mut [u32]>, shape: Shape3, axis: usize, sp
 /// `spacing` in Z, Y, X order. Sites get 0; with no site at all every entry is +∞.
 pub fn edt_sq(shape: Shape3, spacing: [f64; 3], is_site: impl Fn(usize) -> bool + Sync) -> Vec<f64> {
     let n = shape.iter().product();
-    let mut d2: Vec<f64> = (0..n).into_par_iter().map(|i| if is_site(i) { 0.0 } else { f64::INFINITY }).collect();
+    let mut d2 = par_fill(n, |i| if is_site(i) { 0.0 } else { f64::INFINITY });
     for axis in [2, 1, 0] {
         if shape[axis] > 1 || axis == 2 {
             pass(&mut d2, None, shape, axis, spacing[axis]);
@@ -302,7 +302,7 @@ pub fn edt(shape: Shape3, spacing: [f64; 3], fg: impl Fn(usize) -> bool + Sync) 
     if d2.first().is_some_and(|v| v.is_infinite()) {
         return None;
     }
-    Some(d2.par_iter().map(|&v| v.sqrt() as f32).collect())
+    Some(par_fill(d2.len(), |i| d2[i].sqrt() as f32))
 }
 
 #[cfg(test)]

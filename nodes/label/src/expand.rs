@@ -7,22 +7,18 @@
 //! decides (see [`crate::edt`]); scipy's differs, so such pixels may get the other id.
 
 use petri_api::{Inputs, Node, NodeCtx, NodeError, NodeSpec, Outputs, ParamSpec, Params, PortType, Value};
-use rayon::prelude::*;
 
 use crate::edt::{NO_SITE, edt_sq_features};
 use crate::morphology::apply_labels;
-use crate::util::{Shape3, spacing_of};
+use crate::util::{Shape3, par_fill, spacing_of};
 
 /// Expanded labels of one volume. Without any object the output is all 0.
 pub fn expand_labels(lab: &[u32], shape: Shape3, distance: f64, spacing: [f64; 3]) -> Vec<u32> {
     let (d2, feat) = edt_sq_features(shape, spacing, |i| lab[i] != 0);
-    (0..lab.len())
-        .into_par_iter()
-        .map(|i| {
-            let f = feat[i];
-            if f == NO_SITE || d2[i].sqrt() > distance { 0 } else { lab[f as usize] }
-        })
-        .collect()
+    par_fill(lab.len(), |i| {
+        let f = feat[i];
+        if f == NO_SITE || d2[i].sqrt() > distance { 0 } else { lab[f as usize] }
+    })
 }
 
 pub struct Expand;

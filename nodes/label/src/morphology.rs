@@ -19,7 +19,7 @@ use rayon::prelude::*;
 
 use crate::connected_components::label_volume_by;
 use crate::edt::edt_sq;
-use crate::util::{BBox, Connectivity, Shape3, bboxes, map_lines, spacing_of};
+use crate::util::{BBox, Connectivity, Shape3, bboxes, join_volumes, map_lines, par_fill, spacing_of, zeroed_vec};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Footprint {
@@ -130,7 +130,7 @@ fn ball_rows(shape: Shape3, st: &Structuring) -> Option<Vec<(isize, isize, u8)>>
 /// O(n · rows of the ball), vectorisable; used for small balls.
 fn ball_by_rows(m: &[u8], shape: Shape3, pairs: &[(isize, isize, u8)], erode: bool) -> Vec<u8> {
     let [d, h, w] = shape;
-    let mut dist = vec![0u8; m.len()];
+    let mut dist = zeroed_vec::<u8>(m.len());
     dist.par_chunks_mut(w).zip(m.par_chunks(w)).for_each(|(dr, mr)| {
         let target = |v: u8| if erode { v == 0 } else { v != 0 };
         let mut last = 255u8;
@@ -144,7 +144,10 @@ fn ball_by_rows(m: &[u8], shape: Shape3, pairs: &[(isize, isize, u8)], erode: bo
             dr[x] = dr[x].min(last);
         }
     });
-    let mut out = vec![erode as u8; m.len()];
+    let mut out = zeroed_vec::<u8>(m.len());
+    if erode {
+        out.par_chunks_mut(1 << 16).for_each(|c| c.fill(1));
+    }
     out.par_chunks_mut(w).enumerate().for_each(|(row, o)| {
         let (z, y) = ((row / h) as isize, (row % h) as isize);
         for &(dz, dy, k) in pairs {
@@ -167,15 +170,15 @@ fn ball_by_rows(m: &[u8], shape: Shape3, pairs: &[(isize, isize, u8)], erode: bo
 fn ball_by_edt(m: &[u8], shape: Shape3, st: &Structuring, erode: bool) -> Vec<u8> {
     if erode {
         let d2 = edt_sq(shape, st.spacing, |i| m[i] == 0);
-        m.par_iter().zip(&d2).map(|(&v, &d)| (v != 0 && !st.within(d)) as u8).collect()
+        par_fill(m.len(), |i| (m[i] != 0 && !st.within(d2[i])) as u8)
     } else {
         let d2 = edt_sq(shape, st.spacing, |i| m[i] != 0);
-        d2.par_iter().map(|&d| st.within(d) as u8).collect()
+        par_fill(m.len(), |i| st.within(d2[i]) as u8)
     }
 }
 
 fn to01(m: &[u8]) -> Vec<u8> {
-    m.par_iter().map(|&v| (v != 0) as u8).collect()
+    par_fill(m.len(), |i| (m[i] != 0) as u8)
 }
 
 /// Binary erosion of a mask volume (non-zero = foreground); output 0/1.
@@ -255,7 +258,7 @@ fn per_object(
 
 /// Erosion of every object of a label volume (objects erode away from each other too).
 pub fn erode_labels(lab: &[u32], shape: Shape3, st: &Structuring) -> Vec<u32> {
-    let mut out = vec![0u32; lab.len()];
+    let mut out = zeroed_vec::<u32>(lab.len());
     for (id, px) in per_object(lab, shape, st, erode_mask, &|_, _| true) {
         for i in px {
             out[i] = id;
@@ -266,7 +269,7 @@ pub fn erode_labels(lab: &[u32], shape: Shape3, st: &Structuring) -> Vec<u32> {
 
 /// Dilation of a label volume into the background (larger id wins where objects compete).
 pub fn dilate_labels(lab: &[u32], shape: Shape3, st: &Structuring) -> Vec<u32> {
-    let mut out = lab.to_vec();
+    let mut out = par_fill(lab.len(), |i| lab[i]);
     // Objects come in increasing id, so the last write (the largest id) wins.
     for (id, px) in per_object(lab, shape, st, dilate_mask, &|i, _| lab[i] == 0) {
         for i in px {
@@ -293,7 +296,7 @@ pub fn on_border(i: usize, shape: Shape3) -> bool {
 
 /// Components of the background (face connectivity, as scipy) that do not touch the border.
 fn enclosed_background(is_bg: impl Fn(usize) -> bool + Sync, n: usize, shape: Shape3) -> (Vec<u32>, Vec<bool>) {
-    let flags: Vec<u8> = (0..n).into_par_iter().map(|i| is_bg(i) as u8).collect();
+    let flags = par_fill(n, |i| is_bg(i) as u8);
     let (comp, count) = label_volume_by(&flags, shape, Connectivity::Face, |v| v != 0);
     let mut touches = vec![false; count as usize + 1];
     touches[0] = true;
@@ -321,7 +324,7 @@ fn for_each_border(shape: Shape3, mut f: impl FnMut(usize)) {
 /// image border become foreground. Output 0/1.
 pub fn fill_holes_mask(m: &[u8], shape: Shape3) -> Vec<u8> {
     let (comp, touches) = enclosed_background(|i| m[i] == 0, m.len(), shape);
-    (0..m.len()).into_par_iter().map(|i| (m[i] != 0 || !touches[comp[i] as usize]) as u8).collect()
+    par_fill(m.len(), |i| (m[i] != 0 || !touches[comp[i] as usize]) as u8)
 }
 
 /// Fills holes of labelled objects: a background region (face connectivity) that does not touch
@@ -344,13 +347,10 @@ pub fn fill_holes_labels(lab: &[u32], shape: Shape3) -> Vec<u32> {
             }
         });
     }
-    (0..lab.len())
-        .into_par_iter()
-        .map(|i| {
-            let c = comp[i] as usize;
-            if lab[i] == 0 && !touches[c] && owner[c] != u32::MAX { owner[c] } else { lab[i] }
-        })
-        .collect()
+    par_fill(lab.len(), |i| {
+        let c = comp[i] as usize;
+        if lab[i] == 0 && !touches[c] && owner[c] != u32::MAX { owner[c] } else { lab[i] }
+    })
 }
 
 /// skimage `remove_small_objects(mask, max_size=min_size − 1, connectivity)`: objects with fewer
@@ -359,14 +359,14 @@ pub fn remove_small_objects_mask(m: &[u8], shape: Shape3, min_size: usize, conn:
     let (comp, count) = label_volume_by(m, shape, conn, |v| v != 0);
     let mut size = vec![0usize; count as usize + 1];
     comp.iter().for_each(|&c| size[c as usize] += 1);
-    comp.par_iter().map(|&c| (c != 0 && size[c as usize] >= min_size) as u8).collect()
+    par_fill(comp.len(), |i| (comp[i] != 0 && size[comp[i] as usize] >= min_size) as u8)
 }
 
 /// Labels with fewer than `min_size` pixels are removed (set to 0); ids are kept.
 pub fn remove_small_objects_labels(lab: &[u32], min_size: usize) -> Vec<u32> {
     let mut size = std::collections::HashMap::new();
     lab.iter().filter(|&&l| l != 0).for_each(|&l| *size.entry(l).or_insert(0usize) += 1);
-    lab.par_iter().map(|&l| if l != 0 && size[&l] >= min_size { l } else { 0 }).collect()
+    par_fill(lab.len(), |i| if lab[i] != 0 && size[&lab[i]] >= min_size { lab[i] } else { 0 })
 }
 
 /// skimage `remove_small_holes(mask, max_size=min_size − 1, connectivity)`: background regions
@@ -376,7 +376,7 @@ pub fn remove_small_holes_mask(m: &[u8], shape: Shape3, min_size: usize, conn: C
     let (comp, count) = label_volume_by(m, shape, conn, |v| v == 0);
     let mut size = vec![0usize; count as usize + 1];
     comp.iter().for_each(|&c| size[c as usize] += 1);
-    (0..m.len()).into_par_iter().map(|i| (m[i] != 0 || size[comp[i] as usize] < min_size) as u8).collect()
+    par_fill(m.len(), |i| (m[i] != 0 || size[comp[i] as usize] < min_size) as u8)
 }
 
 // ---------------------------------------------------------------- node plumbing shared by the
@@ -420,7 +420,7 @@ pub fn apply_mask(stack: &Stack, port: &str, op: impl Fn(&[u8], Shape3) -> Vec<u
         .pixels::<u8>()
         .ok_or_else(|| NodeError::input(port, format!("expected a u8 mask, got {}", stack.dtype())))?;
     let n = stack.volume_len();
-    let out: Vec<u8> = px.chunks(n).flat_map(|v| op(v, stack.zyx())).collect();
+    let out = join_volumes(px.chunks(n).map(|v| op(v, stack.zyx())).collect());
     stack.with_pixels(out).map_err(|e| NodeError::failed(e.to_string()))
 }
 
@@ -430,7 +430,7 @@ pub fn apply_labels(stack: &Stack, port: &str, op: impl Fn(&[u32], Shape3) -> Ve
         .pixels::<u32>()
         .ok_or_else(|| NodeError::input(port, format!("expected u32 labels, got {}", stack.dtype())))?;
     let n = stack.volume_len();
-    let out: Vec<u32> = px.chunks(n).flat_map(|v| op(v, stack.zyx())).collect();
+    let out = join_volumes(px.chunks(n).map(|v| op(v, stack.zyx())).collect());
     stack.with_pixels(out).map_err(|e| NodeError::failed(e.to_string()))
 }
 

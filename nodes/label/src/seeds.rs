@@ -33,7 +33,9 @@ use petri_api::{
 use rayon::prelude::*;
 
 use crate::connected_components::label_volume_by;
-use crate::util::{BBox, Connectivity, Neighbourhood, Shape3, bboxes, check_same_shape, max_filter_box, volumes};
+use crate::util::{
+    BBox, Connectivity, Neighbourhood, Shape3, bboxes, check_same_shape, join_volumes, max_filter_box, volumes,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum SeedMethod {
@@ -382,7 +384,7 @@ pub fn seeds(
         None => None,
     };
     let n = image.volume_len();
-    let mut out = Vec::with_capacity(image.len());
+    let mut out = Vec::new();
     let total = image.t() * image.c();
     for (k, _) in volumes(image).enumerate() {
         ctx.check_cancel()?;
@@ -399,10 +401,10 @@ pub fn seeds(
         let obj = objects.as_deref();
         let sh = image.zyx();
         let v = petri_api::with_pixels!(image.buffer(), px => seeds_volume(&px[r.clone()], obj, sh, opts));
-        out.extend(v);
+        out.push(v);
         ctx.progress((k + 1) as f64 / total as f64, "seeds");
     }
-    image.with_pixels::<u32>(out).map_err(|e| NodeError::failed(e.to_string()))
+    image.with_pixels::<u32>(join_volumes(out)).map_err(|e| NodeError::failed(e.to_string()))
 }
 
 pub struct Seeds;

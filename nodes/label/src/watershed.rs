@@ -30,7 +30,7 @@ use rayon::prelude::*;
 
 use crate::connected_components::label_volume_by;
 use crate::queue::RadixQueue;
-use crate::util::{Connectivity, Neighbourhood, Shape3, check_same_shape, order_key, volumes};
+use crate::util::{Connectivity, Neighbourhood, Shape3, check_same_shape, join_volumes, order_key, volumes};
 
 /// A raw pointer shared by tasks that write disjoint pixels (different mask components).
 #[derive(Clone, Copy)]
@@ -216,7 +216,7 @@ pub fn watershed(
     };
     let n = image.volume_len();
     let total = image.t() * image.c();
-    let mut out = Vec::with_capacity(image.len());
+    let mut out = Vec::new();
     for (k, _) in volumes(image).enumerate() {
         ctx.check_cancel()?;
         let r = k * n..(k + 1) * n;
@@ -225,10 +225,10 @@ pub fn watershed(
             ctx.log("watershed: no markers in this volume, the output is empty (all 0)");
         }
         let (mk, sh) = (mask_px.map(|x| &x[r.clone()]), image.zyx());
-        out.extend(petri_api::with_pixels!(image.buffer(), px => watershed_volume(&px[r.clone()], m, mk, sh, opts)));
+        out.push(petri_api::with_pixels!(image.buffer(), px => watershed_volume(&px[r.clone()], m, mk, sh, opts)));
         ctx.progress((k + 1) as f64 / total as f64, "watershed");
     }
-    image.with_pixels::<u32>(out).map_err(|e| NodeError::failed(e.to_string()))
+    image.with_pixels::<u32>(join_volumes(out)).map_err(|e| NodeError::failed(e.to_string()))
 }
 
 pub struct Watershed;
