@@ -185,12 +185,17 @@ impl Node for Background {
         )
     }
 
-    fn run(&self, _ctx: &NodeCtx, p: &Params, inputs: &Inputs) -> Result<Outputs, NodeError> {
+    fn run(&self, ctx: &NodeCtx, p: &Params, inputs: &Inputs) -> Result<Outputs, NodeError> {
         let method = match p.str("method")? {
             "tophat" => BackgroundMethod::TopHat,
             _ => BackgroundMethod::RollingBall,
         };
-        let (img, bg) = background(inputs.image("image")?, method, p.f64("radius")?)?;
+        let radius = p.f64("radius")?;
+        let mut v = crate::util::by_frames(ctx, inputs.image("image")?, "background", |f| {
+            background(f, method, radius).map(|(a, b)| vec![a, b])
+        })?;
+        let (bg, img) = (v.pop(), v.pop());
+        let (Some(img), Some(bg)) = (img, bg) else { return Err(NodeError::failed("background: missing output")) };
         Ok(Outputs::new().with("image", Value::Image(img)).with("background", Value::Image(bg)))
     }
 }

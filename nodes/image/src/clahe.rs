@@ -274,7 +274,7 @@ impl Node for Clahe {
         )
     }
 
-    fn run(&self, _ctx: &NodeCtx, p: &Params, inputs: &Inputs) -> Result<Outputs, NodeError> {
+    fn run(&self, ctx: &NodeCtx, p: &Params, inputs: &Inputs) -> Result<Outputs, NodeError> {
         let s = inputs.image("image")?;
         let nd = util::spatial_ndim(s);
         let kernel = if p.is_null("kernel_size") {
@@ -287,7 +287,8 @@ impl Node for Clahe {
             let z = util::zyx_from(&v, nd, 1.0);
             Some(z.map(|x| x as usize))
         };
-        let out = clahe(s, kernel, p.f64("clip_limit")?, p.usize("nbins")?)?;
+        let (clip, nbins) = (p.f64("clip_limit")?, p.usize("nbins")?);
+        let out = util::by_frames1(ctx, s, "CLAHE", |f| clahe(f, kernel, clip, nbins))?;
         Ok(Outputs::new().with("image", Value::Image(out)))
     }
 }

@@ -73,11 +73,12 @@ impl Node for Gaussian {
         )
     }
 
-    fn run(&self, _ctx: &NodeCtx, p: &Params, inputs: &Inputs) -> Result<Outputs, NodeError> {
+    fn run(&self, ctx: &NodeCtx, p: &Params, inputs: &Inputs) -> Result<Outputs, NodeError> {
         let s = inputs.image("image")?;
         let nd = util::spatial_ndim(s);
         let sig = util::per_axis("sigma", &p.floats("sigma")?, nd)?;
-        let out = gaussian(s, util::zyx_from(&sig, nd, 1.0), p.f64("truncate")?)?;
+        let (sigma, truncate) = (util::zyx_from(&sig, nd, 1.0), p.f64("truncate")?);
+        let out = util::by_frames1(ctx, s, "gaussian", |f| gaussian(f, sigma, truncate))?;
         Ok(Outputs::new().with("image", Value::Image(out)))
     }
 }

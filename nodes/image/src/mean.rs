@@ -44,8 +44,9 @@ impl Node for Mean {
         )
     }
 
-    fn run(&self, _ctx: &NodeCtx, p: &Params, inputs: &Inputs) -> Result<Outputs, NodeError> {
-        let out = mean(inputs.image("image")?, p.usize("size")?)?;
+    fn run(&self, ctx: &NodeCtx, p: &Params, inputs: &Inputs) -> Result<Outputs, NodeError> {
+        let size = p.usize("size")?;
+        let out = util::by_frames1(ctx, inputs.image("image")?, "mean", |f| mean(f, size))?;
         Ok(Outputs::new().with("image", Value::Image(out)))
     }
 }

@@ -263,8 +263,9 @@ impl Node for Median {
         )
     }
 
-    fn run(&self, _ctx: &NodeCtx, p: &Params, inputs: &Inputs) -> Result<Outputs, NodeError> {
-        let out = median(inputs.image("image")?, p.usize("size")?)?;
+    fn run(&self, ctx: &NodeCtx, p: &Params, inputs: &Inputs) -> Result<Outputs, NodeError> {
+        let size = p.usize("size")?;
+        let out = util::by_frames1(ctx, inputs.image("image")?, "median", |f| median(f, size))?;
         Ok(Outputs::new().with("image", Value::Image(out)))
     }
 }

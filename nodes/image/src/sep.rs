@@ -184,6 +184,24 @@ pub fn filter_rows<P: Num, O: Send>(
     );
 }
 
+/// [`filter_rows`] over every (t, c) volume of a stack, whatever its pixel type.
+pub fn filter_stack<O: Send + Default + Clone>(
+    s: &petri_api::Stack,
+    kernels: &[Option<Vec<f64>>; 3],
+    border: Border,
+    with_source: bool,
+    finish: impl Fn(&[f64], &[f64], &mut [O]) + Sync,
+) -> Vec<O> {
+    let n = s.volume_len();
+    let mut out = vec![O::default(); s.len()];
+    petri_api::with_pixels!(s.buffer(), px => {
+        for (o, v) in out.chunks_mut(n).zip(px.chunks(n)) {
+            filter_rows(v, s.zyx(), kernels, border, o, with_source, &finish);
+        }
+    });
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,22 +237,4 @@ mod tests {
             }
         }
     }
-}
-
-/// [`filter_rows`] over every (t, c) volume of a stack, whatever its pixel type.
-pub fn filter_stack<O: Send + Default + Clone>(
-    s: &petri_api::Stack,
-    kernels: &[Option<Vec<f64>>; 3],
-    border: Border,
-    with_source: bool,
-    finish: impl Fn(&[f64], &[f64], &mut [O]) + Sync,
-) -> Vec<O> {
-    let n = s.volume_len();
-    let mut out = vec![O::default(); s.len()];
-    petri_api::with_pixels!(s.buffer(), px => {
-        for (o, v) in out.chunks_mut(n).zip(px.chunks(n)) {
-            filter_rows(v, s.zyx(), kernels, border, o, with_source, &finish);
-        }
-    });
-    out
 }

@@ -48,8 +48,9 @@ impl Node for Unsharp {
         ))
     }
 
-    fn run(&self, _ctx: &NodeCtx, p: &Params, inputs: &Inputs) -> Result<Outputs, NodeError> {
-        let out = unsharp(inputs.image("image")?, p.f64("radius")?, p.f64("amount")?)?;
+    fn run(&self, ctx: &NodeCtx, p: &Params, inputs: &Inputs) -> Result<Outputs, NodeError> {
+        let (radius, amount) = (p.f64("radius")?, p.f64("amount")?);
+        let out = util::by_frames1(ctx, inputs.image("image")?, "unsharp", |f| unsharp(f, radius, amount))?;
         Ok(Outputs::new().with("image", Value::Image(out)))
     }
 }

@@ -7,7 +7,9 @@
 //! same sum scipy's `correlate1d` forms) and a memory layout that keeps the inner loop
 //! contiguous (so the compiler vectorises it) on every axis.
 
-use petri_api::{NodeError, Pixel, Stack};
+use std::sync::Arc;
+
+use petri_api::{Buffer, DType, NodeCtx, NodeError, Pixel, Stack};
 use rayon::prelude::*;
 
 /// Border handling of a filter, in scipy.ndimage's terms.
@@ -64,6 +66,66 @@ pub fn per_axis(name: &str, values: &[f64], ndim: usize) -> Result<Vec<f64>, Nod
             ),
         )),
     }
+}
+
+/// Runs a per-volume filter on each time point separately, checking for cancellation and
+/// reporting progress between frames, and reassembles every output (same geometry as `s`).
+/// A single time point is passed straight through.
+pub fn by_frames(
+    ctx: &NodeCtx,
+    s: &Stack,
+    what: &str,
+    f: impl Fn(&Stack) -> Result<Vec<Stack>, NodeError>,
+) -> Result<Vec<Stack>, NodeError> {
+    ctx.check_cancel()?;
+    if s.t() <= 1 {
+        return f(s);
+    }
+    let nt = s.t();
+    let mut parts: Vec<Vec<Stack>> = Vec::with_capacity(nt);
+    for t in 0..nt {
+        ctx.check_cancel()?;
+        ctx.progress(t as f64 / nt as f64, format!("{what}: time point {}/{nt}", t + 1));
+        let frame = s.frame_stack(t).ok_or_else(|| NodeError::failed(format!("time point {t} out of range")))?;
+        parts.push(f(&frame)?);
+    }
+    ctx.progress(1.0, format!("{what}: done"));
+    let n_out = parts[0].len();
+    (0..n_out)
+        .map(|k| {
+            let frames: Vec<&Stack> = parts.iter().map(|p| &p[k]).collect();
+            let buf = concat(&frames)?;
+            s.with_data(buf).map_err(|e| NodeError::failed(e.to_string()))
+        })
+        .collect()
+}
+
+/// [`by_frames`] for a filter with one output.
+pub fn by_frames1(
+    ctx: &NodeCtx,
+    s: &Stack,
+    what: &str,
+    f: impl Fn(&Stack) -> Result<Stack, NodeError>,
+) -> Result<Stack, NodeError> {
+    let mut v = by_frames(ctx, s, what, |fr| f(fr).map(|o| vec![o]))?;
+    v.pop().ok_or_else(|| NodeError::failed("no output"))
+}
+
+/// The pixels of several same-typed stacks, one after the other.
+fn concat(parts: &[&Stack]) -> Result<Buffer, NodeError> {
+    fn cat<P: Pixel>(parts: &[&Stack]) -> Result<Vec<P>, NodeError> {
+        let mut v = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
+        for p in parts {
+            v.extend_from_slice(p.pixels::<P>().ok_or_else(|| NodeError::failed("time points of mixed pixel types"))?);
+        }
+        Ok(v)
+    }
+    Ok(match parts[0].dtype() {
+        DType::U8 => Buffer::U8(Arc::new(cat::<u8>(parts)?)),
+        DType::U16 => Buffer::U16(Arc::new(cat::<u16>(parts)?)),
+        DType::U32 => Buffer::U32(Arc::new(cat::<u32>(parts)?)),
+        DType::F32 => Buffer::F32(Arc::new(cat::<f32>(parts)?)),
+    })
 }
 
 /// Volume (t, c) of a stack as f64 (a copy).
@@ -223,6 +285,24 @@ pub fn box_kernel(size: usize) -> Vec<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn by_frames_reassembles_and_can_be_cancelled() {
+        use petri_api::Axis;
+        let px: Vec<u16> = (0..2 * 3 * 4 * 5).map(|i| (i * 37 % 101) as u16).collect();
+        let s = Stack::new([2, 1, 3, 4, 5], &[Axis::T, Axis::Z], Buffer::U16(Arc::new(px))).unwrap();
+        let whole = crate::median::median(&s, 3).unwrap();
+        let split = by_frames1(&NodeCtx::detached(), &s, "median", |f| crate::median::median(f, 3)).unwrap();
+        assert_eq!(split.pixels::<u16>(), whole.pixels::<u16>());
+        assert_eq!(split.axes_string(), "TZYX");
+        let cancelled = NodeCtx::new(
+            Arc::new(std::sync::atomic::AtomicBool::new(true)),
+            Arc::new(|_| {}),
+            petri_api::Device::Cpu,
+            std::env::temp_dir(),
+        );
+        assert!(matches!(by_frames1(&cancelled, &s, "median", |f| Ok(f.clone())), Err(NodeError::Cancelled)));
+    }
 
     #[test]
     fn border_indices_follow_scipy() {
