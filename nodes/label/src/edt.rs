@@ -38,6 +38,8 @@ impl<T> SyncPtr<T> {
 
 /// Scratch buffers of one 1-D pass.
 struct Scratch {
+    /// Squared distances above this are reported as "no site" (∞), see [`edt_sq_features`].
+    max_d2: f64,
     f: Vec<f64>,
     feat: Vec<u32>,
     v: Vec<usize>,
@@ -47,8 +49,9 @@ struct Scratch {
 }
 
 impl Scratch {
-    fn new(n: usize) -> Scratch {
+    fn new(n: usize, max_d2: f64) -> Scratch {
         Scratch {
+            max_d2,
             f: vec![0.0; n],
             feat: vec![0; n],
             v: vec![0; n],
@@ -143,16 +146,35 @@ impl Scratch {
             }
             let p = v[k];
             let d = qf - p as f64;
-            self.out[q] = s2 * d * d + f[p];
-            if feats {
-                self.out_feat[q] = self.feat[p];
+            let val = s2 * d * d + f[p];
+            if val > self.max_d2 {
+                self.out[q] = f64::INFINITY;
+                if feats {
+                    self.out_feat[q] = NO_SITE;
+                }
+            } else {
+                self.out[q] = val;
+                if feats {
+                    self.out_feat[q] = self.feat[p];
+                }
             }
         }
     }
 }
 
+/// Copies a block row segment: a fixed-size copy (inlined) for full 16-wide blocks, instead of a
+/// `memmove` call per 128 bytes.
+#[inline]
+fn copy_small<T: Copy>(dst: &mut [T], src: &[T]) {
+    if let (Ok(d), Ok(s)) = (<&mut [T; 16]>::try_from(&mut *dst), <&[T; 16]>::try_from(src)) {
+        *d = *s;
+    } else {
+        dst.copy_from_slice(src);
+    }
+}
+
 /// Runs the 1-D envelope along `axis` (0 = Z, 1 = Y, 2 = X) of every line of `d2` (and `feat`).
-fn pass(d2: &mut [f64], feat: Option<&mut [u32]>, shape: Shape3, axis: usize, spacing: f64) {
+fn pass(d2: &mut [f64], feat: Option<&mut [u32]>, shape: Shape3, axis: usize, spacing: f64, max_d2: f64) {
     let [d, h, w] = shape;
     let feats = feat.is_some();
     let fptr = SyncPtr(feat.map_or(std::ptr::null_mut(), |f| f.as_mut_ptr()));
@@ -182,13 +204,13 @@ fn pass(d2: &mut [f64], feat: Option<&mut [u32]>, shape: Shape3, axis: usize, sp
                     let dp = if prev == usize::MAX { usize::MAX } else { q - prev };
                     let dn = if next[q] == usize::MAX { usize::MAX } else { next[q] - q };
                     let (dist, site) = if dp <= dn { (dp, prev) } else { (dn, next[q]) };
-                    if dist == usize::MAX {
+                    let dd = dist as f64 * spacing;
+                    if dist == usize::MAX || dd * dd > max_d2 {
                         row[q] = f64::INFINITY;
                         if let Some(f) = fr.as_deref_mut() {
                             f[q] = NO_SITE;
                         }
                     } else {
-                        let dd = dist as f64 * spacing;
                         row[q] = dd * dd;
                         if let Some(f) = fr.as_deref_mut() {
                             f[q] = (base + site) as u32;
@@ -209,7 +231,7 @@ fn pass(d2: &mut [f64], feat: Option<&mut [u32]>, shape: Shape3, axis: usize, sp
     let blocks = w.div_ceil(XB);
     let ptr = SyncPtr(d2.as_mut_ptr());
     (0..outer * blocks).into_par_iter().for_each_init(
-        || (Scratch::new(n), vec![0.0f64; n * XB], vec![0u32; if feats { n * XB } else { 0 }]),
+        || (Scratch::new(n, max_d2), vec![0.0f64; n * XB], vec![0u32; if feats { n * XB } else { 0 }]),
         |(s, blk, fblk), job| {
             let (o, b) = (job / blocks, job % blocks);
             let x0 = b * XB;
@@ -220,10 +242,10 @@ fn pass(d2: &mut [f64], feat: Option<&mut [u32]>, shape: Shape3, axis: usize, sp
             unsafe {
                 for i in 0..n {
                     let src = std::slice::from_raw_parts(ptr.get().add(base + i * stride), bw);
-                    blk[i * XB..i * XB + bw].copy_from_slice(src);
+                    copy_small(&mut blk[i * XB..i * XB + bw], src);
                     if feats {
                         let fsrc = std::slice::from_raw_parts(fptr.get().add(base + i * stride), bw);
-                        fblk[i * XB..i * XB + bw].copy_from_slice(fsrc);
+                        copy_small(&mut fblk[i * XB..i * XB + bw], fsrc);
                     }
                 }
             }
@@ -249,10 +271,10 @@ fn pass(d2: &mut [f64], feat: Option<&mut [u32]>, shape: Shape3, axis: usize, sp
             unsafe {
                 for i in 0..n {
                     let dst = std::slice::from_raw_parts_mut(ptr.get().add(base + i * stride), bw);
-                    dst.copy_from_slice(&blk[i * XB..i * XB + bw]);
+                    copy_small(dst, &blk[i * XB..i * XB + bw]);
                     if feats {
                         let fdst = std::slice::from_raw_parts_mut(fptr.get().add(base + i * stride), bw);
-                        fdst.copy_from_slice(&fblk[i * XB..i * XB + bw]);
+                        copy_small(fdst, &fblk[i * XB..i * XB + bw]);
                     }
                 }
             }
@@ -267,29 +289,30 @@ pub fn edt_sq(shape: Shape3, spacing: [f64; 3], is_site: impl Fn(usize) -> bool 
     let mut d2 = par_fill(n, |i| if is_site(i) { 0.0 } else { f64::INFINITY });
     for axis in [2, 1, 0] {
         if shape[axis] > 1 || axis == 2 {
-            pass(&mut d2, None, shape, axis, spacing[axis]);
+            pass(&mut d2, None, shape, axis, spacing[axis], f64::INFINITY);
         }
     }
     d2
 }
 
 /// Like [`edt_sq`], plus the flat index of the nearest site of every pixel ([`NO_SITE`] when
-/// there is none). See the module docs for the tie rule.
+/// there is none), for pixels within `max_d2` (squared distance) of a site; farther pixels get
+/// ∞ and [`NO_SITE`]. The cut is exact: a partial minimum above `max_d2` can never lead to a
+/// final distance ≤ `max_d2` (later passes only add), and dropping those parabolas early makes
+/// the later passes cheap when only a short distance matters (label expansion).
+/// See the module docs for the tie rule.
 pub fn edt_sq_features(
     shape: Shape3,
     spacing: [f64; 3],
+    max_d2: f64,
     is_site: impl Fn(usize) -> bool + Sync,
 ) -> (Vec<f64>, Vec<u32>) {
     let n = shape.iter().product();
-    let mut d2 = Vec::with_capacity(n);
-    let mut feat = Vec::with_capacity(n);
-    (0..n)
-        .into_par_iter()
-        .map(|i| if is_site(i) { (0.0, i as u32) } else { (f64::INFINITY, NO_SITE) })
-        .unzip_into_vecs(&mut d2, &mut feat);
+    let mut d2 = par_fill(n, |i| if is_site(i) { 0.0 } else { f64::INFINITY });
+    let mut feat = par_fill(n, |i| if is_site(i) { i as u32 } else { NO_SITE });
     for axis in [2, 1, 0] {
         if shape[axis] > 1 || axis == 2 {
-            pass(&mut d2, Some(&mut feat), shape, axis, spacing[axis]);
+            pass(&mut d2, Some(&mut feat), shape, axis, spacing[axis], max_d2);
         }
     }
     (d2, feat)
@@ -352,7 +375,17 @@ mod tests {
             for i in 0..n {
                 assert!((got[i] - want[i]).abs() < 1e-9 * want[i].max(1.0), "{shape:?} {i}: {} vs {}", got[i], want[i]);
             }
-            let (d2, feat) = edt_sq_features(shape, sp, |i| sites[i]);
+            let (d2, feat) = edt_sq_features(shape, sp, f64::INFINITY, |i| sites[i]);
+            // A distance cap gives the same answer within the cap.
+            let cap = 6.0;
+            let (c2, cf) = edt_sq_features(shape, sp, cap, |i| sites[i]);
+            for i in 0..n {
+                if want[i] <= cap {
+                    assert_eq!((c2[i], cf[i]), (d2[i], feat[i]));
+                } else {
+                    assert!(c2[i].is_infinite() && cf[i] == NO_SITE);
+                }
+            }
             assert_eq!(d2, got);
             let [_, h, w] = shape;
             for i in 0..n {
