@@ -11,9 +11,11 @@ pub mod raster;
 pub mod save_png;
 pub mod save_table;
 pub mod save_tiff;
+pub mod save_zarr;
 pub mod tiffread;
 pub mod tiffwrite;
 pub mod util;
+pub mod zarr;
 
 pub use load::{LoadOptions, Source};
 pub use load_labels::load_labels;
@@ -31,5 +33,6 @@ pub fn register(r: &mut Registry) -> Result<(), RegistryError> {
     r.register(save_tiff::SaveTiff)?;
     r.register(save_table::SaveTable)?;
     r.register(save_png::SavePng)?;
+    r.register(save_zarr::SaveZarr)?;
     Ok(())
 }

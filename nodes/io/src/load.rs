@@ -40,6 +40,8 @@ pub enum Source {
     File(PathBuf),
     /// Image files of a folder, in natural order.
     Folder(Vec<PathBuf>),
+    /// An OME-Zarr folder.
+    Zarr(PathBuf),
 }
 
 impl Source {
@@ -48,6 +50,7 @@ impl Source {
         match self {
             Source::File(p) => vec![p.clone()],
             Source::Folder(v) => v.clone(),
+            Source::Zarr(p) => zarr_files(p),
         }
     }
 }
@@ -69,6 +72,9 @@ pub fn resolve(path: &Path, pattern: &str) -> Result<Source, NodeError> {
     let meta = std::fs::metadata(path).map_err(|e| open_error(path, e))?;
     if !meta.is_dir() {
         return Ok(Source::File(path.to_path_buf()));
+    }
+    if crate::zarr::is_zarr(path) {
+        return Ok(Source::Zarr(path.to_path_buf()));
     }
     let pattern = if pattern.trim().is_empty() { "*" } else { pattern.trim() };
     let pat = glob::Pattern::new(pattern).map_err(|e| NodeError::param("pattern", format!("invalid pattern: {e}")))?;
@@ -104,6 +110,18 @@ pub fn load_stack(path: &Path, opts: &LoadOptions, ctx: &NodeCtx) -> Result<Stac
     let stack = match resolve(path, &opts.pattern)? {
         Source::File(p) => load_file(&p, opts.series, &opts.axes, ctx)?,
         Source::Folder(files) => load_folder(&files, opts, ctx)?,
+        Source::Zarr(p) => {
+            if opts.series != 0 {
+                return Err(NodeError::param(
+                    "series",
+                    "an OME-Zarr image has one series here (level 0 of its first image)",
+                ));
+            }
+            if !opts.axes.trim().is_empty() {
+                return Err(NodeError::param("axes", "OME-Zarr names its axes itself; leave 'axes' empty"));
+            }
+            crate::zarr::ZarrImage::open(&p)?.read()?
+        }
     };
     Ok(match &opts.voxel_size {
         Some(v) => apply_voxel_size(stack, v).map_err(|m| NodeError::param("voxel_size", m))?,
@@ -549,6 +567,26 @@ fn describe_dims(d: [usize; 5], dt: DType) -> String {
     format!("T×C×Z×Y×X {}×{}×{}×{}×{} {dt}", d[0], d[1], d[2], d[3], d[4])
 }
 
+/// Every file of a Zarr folder, sorted (metadata and chunks).
+fn zarr_files(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        if let Ok(rd) = std::fs::read_dir(&d) {
+            for e in rd.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    out.push(p);
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 /// Cache fingerprint of what the loader reads: blake3 over, for each file in reading order, its
 /// name and the blake3 of its full content (streamed). Any edit, rename, addition or removal of
 /// a matching file changes it.
@@ -556,10 +594,29 @@ pub fn fingerprint(path: &Path, pattern: &str) -> Result<Fingerprint, NodeError>
     let src = resolve(path, pattern)?;
     let mut h = blake3::Hasher::new();
     h.update(b"petri-io/fingerprint/v1\0");
+    let zarr = matches!(src, Source::Zarr(_));
     for f in src.files() {
         let name = f.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let name = if zarr { f.to_string_lossy().to_string() } else { name };
         h.update(&(name.len() as u64).to_le_bytes());
         h.update(name.as_bytes());
+        let is_meta = name.ends_with(".json")
+            || name.ends_with(".zattrs")
+            || name.ends_with(".zarray")
+            || name.ends_with(".zgroup");
+        if zarr && !is_meta {
+            // Zarr chunks (possibly millions, terabytes): size and modification time.
+            let m = std::fs::metadata(&f).map_err(|e| open_error(&f, e))?;
+            let mtime = m
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_nanos())
+                .unwrap_or(0);
+            h.update(&m.len().to_le_bytes());
+            h.update(&mtime.to_le_bytes());
+            continue;
+        }
         let (hex, len) = petri_api::hash_file(&f).map_err(|e| open_error(&f, e))?;
         h.update(hex.as_bytes());
         h.update(&len.to_le_bytes());

@@ -218,7 +218,7 @@ fn params(kv: &[(&str, ParamValue)]) -> Params {
 fn nodes_run_and_fingerprint() {
     let mut reg = Registry::new();
     petri_io::register(&mut reg).unwrap();
-    assert_eq!(reg.len(), 5);
+    assert_eq!(reg.len(), 6);
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("in.tif");
     std::fs::copy(petri_testkit::sample("nuclei2d.tif"), &src).unwrap();
