@@ -6,7 +6,6 @@
 //! registry. Saving writes a temporary file beside the target, fsyncs it and renames it over.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
 
 use petri_api::ParamValue;
@@ -334,31 +333,10 @@ pub fn quote(s: &str) -> String {
     out
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same folder, fsync, rename,
-/// then fsync of the folder. A crash or a full disk leaves the old file untouched.
+/// Writes `bytes` to `path` atomically (temporary file, fsync, rename; see
+/// `petri_api::fsutil`). A crash or a full disk leaves the old file untouched.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&dir)?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "graph".into());
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        std::fs::rename(&tmp, path)?;
-        if let Ok(d) = std::fs::File::open(&dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    petri_api::fsutil::write_atomic(path, bytes)
 }
 
 /// Saves a document canonically and atomically.

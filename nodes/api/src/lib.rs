@@ -4,6 +4,7 @@
 //! can be written, tested and benchmarked as a plain function plus a thin [`Node`] adapter.
 
 mod codec;
+pub mod fsutil;
 mod node;
 mod param;
 mod registry;

@@ -338,7 +338,8 @@ impl ParamSpec {
     /// Like [`ParamSpec::check`], telling a value of the wrong kind from one out of range.
     pub fn check_kind(&self, v: &ParamValue) -> Result<ParamValue, ParamError> {
         self.check(v).map_err(|message| {
-            let kind = if message.starts_with("expected") || message.starts_with("item") && message.contains("expected") {
+            let kind = if message.starts_with("expected") || message.starts_with("item") && message.contains("expected")
+            {
                 ParamErrorKind::WrongKind
             } else if message.contains("NaN") || message.contains("infinite") {
                 ParamErrorKind::NotFinite
