@@ -73,6 +73,8 @@ fn run(
     epochs: usize,
     batch: usize,
     tile: [usize; 3],
+    mode: ClassMode,
+    lr: f64,
 ) {
     let t0 = Instant::now();
     let w = img.x();
@@ -82,7 +84,7 @@ fn run(
         &[ti],
         &[tl],
         &DatasetOptions {
-            mode: ClassMode::InstanceBorders,
+            mode,
             classes: 0,
             border: 2,
             patch,
@@ -114,7 +116,7 @@ fn run(
         border_sigma: 5.0,
         optimizer: OptimizerConfig {
             kind: OptimizerKind::Adam,
-            lr: 2e-3,
+            lr,
             weight_decay: 0.0,
             momentum: 0.9,
             beta1: 0.9,
@@ -171,7 +173,7 @@ fn main() {
                 padding: Padding::Same,
                 decoder: Decoder::TransposedConv,
             };
-            run("dsb2018", img, lab, arch, [1, 128, 128], 64, 40, 8, [1, 256, 256]);
+            run("dsb2018", img, lab, arch, [1, 128, 128], 64, 40, 8, [1, 256, 256], ClassMode::InstanceBorders, 2e-3);
         }
         "nuclei3d" | "cells3d" => {
             let (img, lab, dims, patch, tile) = if what == "nuclei3d" {
@@ -179,7 +181,7 @@ fn main() {
                     read_tiff(&samples.join("nuclei3d_synthetic.tif")).unwrap(),
                     read_tiff(&samples.join("nuclei3d_synthetic_labels.tif")).unwrap(),
                     Dims::Three,
-                    [16, 32, 24],
+                    [16, 32, 16],
                     [32, 64, 32],
                 )
             } else {
@@ -195,7 +197,7 @@ fn main() {
             let arch = UNetConfig {
                 dims,
                 in_channels: 1,
-                classes: 3,
+                classes: 2,
                 depth: 3,
                 base_filters: 8,
                 batch_norm: true,
@@ -203,7 +205,8 @@ fn main() {
                 padding: Padding::Same,
                 decoder: Decoder::TransposedConv,
             };
-            run(&what, img, lab, arch, patch, 32, 30, 4, tile);
+            // Foreground / background: the targets are foreground IoU.
+            run(&what, img, lab, arch, patch, 32, 60, 4, tile, ClassMode::Foreground, 3e-3);
         }
         other => eprintln!("unknown run {other}: dsb2018, nuclei3d or cells3d"),
     }

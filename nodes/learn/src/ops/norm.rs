@@ -125,29 +125,32 @@ impl CustomOp3 for BnAct {
         let ys = res.flatten_all()?.to_vec1::<f32>()?;
         let dys = dy.flatten_all()?.to_vec1::<f32>()?;
         let gs = g.to_vec1::<f32>()?;
-        // Per channel: dz = dy·[y > 0]; dβ = Σ dz; dγ = Σ dz·x̂;
-        // dx = γ/σ · (dz − dβ/m − x̂·dγ/m).
+        // Per channel: dz = dy·[y > 0]; dβ = Σ dz; dγ = Σ dz·x̂ = (Σ dz·x − μ·Σ dz)/σ;
+        // dx = γ/σ · (dz − dβ/m − x̂·dγ/m) = a·dz + b·x + c. Branch-free f32 inner loops
+        // (partial sums per 256 values, accumulated in f64) so they vectorise.
+        let relu = self.relu;
+        let dz_of = |y: f32, d: f32| if !relu || y > 0.0 { d } else { 0.0 };
         let per: Vec<(f64, f64)> = (0..c)
             .into_par_iter()
             .map(|ch| {
                 let (m, var) = stats[ch];
                 let inv = 1.0 / (var + EPS).sqrt();
-                let (mut db, mut dg) = (0f64, 0f64);
+                let (mut sdz, mut sdzx) = (0f64, 0f64);
                 for bi in 0..n {
                     let o = (bi * c + ch) * v;
-                    for chunk in 0..v.div_ceil(256) {
-                        let r = chunk * 256..((chunk + 1) * 256).min(v);
+                    let (xs, ys, ds) = (&xs[o..o + v], &ys[o..o + v], &dys[o..o + v]);
+                    for ((xc, yc), dc) in xs.chunks(256).zip(ys.chunks(256)).zip(ds.chunks(256)) {
                         let (mut a, mut a2) = (0f32, 0f32);
-                        for j in r {
-                            let dz = if !self.relu || ys[o + j] > 0.0 { dys[o + j] } else { 0.0 };
+                        for ((&xv, &yv), &dv) in xc.iter().zip(yc).zip(dc) {
+                            let dz = dz_of(yv, dv);
                             a += dz;
-                            a2 += dz * ((xs[o + j] as f64 - m) * inv) as f32;
+                            a2 += dz * xv;
                         }
-                        db += a as f64;
-                        dg += a2 as f64;
+                        sdz += a as f64;
+                        sdzx += a2 as f64;
                     }
                 }
-                (db, dg)
+                (sdz, (sdzx - m * sdz) * inv)
             })
             .collect();
         let mut dx = vec![0f32; xs.len()];
@@ -158,17 +161,16 @@ impl CustomOp3 for BnAct {
             let (m, var) = stats[ch];
             let inv = 1.0 / (var + EPS).sqrt();
             let (db, dg) = per[ch];
-            let k = (gs[ch] as f64 * inv) as f32;
-            let (mb, mg) = ((db / cnt) as f32, (dg / cnt) as f32);
-            let (m32, inv32) = (m as f32, inv as f32);
+            let k = gs[ch] as f64 * inv;
+            let a = k as f32;
+            let b = (-k * inv * dg / cnt) as f32;
+            let cc = (-k * db / cnt + k * inv * dg / cnt * m) as f32;
             let dxp = dxp;
             // SAFETY: task i alone writes the slice of (batch, channel) i.
             let out = unsafe { std::slice::from_raw_parts_mut(dxp.0.add(i * v), v) };
-            for j in 0..v {
-                let t = i * v + j;
-                let dz = if !self.relu || ys[t] > 0.0 { dys[t] } else { 0.0 };
-                let xh = (xs[t] - m32) * inv32;
-                out[j] = k * (dz - mb - xh * mg);
+            let (xs, ys, ds) = (&xs[i * v..(i + 1) * v], &ys[i * v..(i + 1) * v], &dys[i * v..(i + 1) * v]);
+            for (((o, &xv), &yv), &dv) in out.iter_mut().zip(xs).zip(ys).zip(ds) {
+                *o = a * dz_of(yv, dv) + b * xv + cc;
             }
         });
         let dev = x.device();
