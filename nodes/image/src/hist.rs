@@ -30,18 +30,22 @@ pub fn min_max<P: Pixel>(px: &[P]) -> (f64, f64) {
     if px.is_empty() {
         return (f64::INFINITY, f64::NEG_INFINITY);
     }
-    let (lo, hi) = px
-        .par_chunks(chunk_len(px.len()))
-        .map(|c| {
-            let (mut lo, mut hi) = (c[0], c[0]);
-            for &v in c {
-                lo = if v < lo { v } else { lo };
-                hi = if v > hi { v } else { hi };
-            }
-            (lo, hi)
-        })
-        .reduce_with(|a, b| (if b.0 < a.0 { b.0 } else { a.0 }, if b.1 > a.1 { b.1 } else { a.1 }))
-        .unwrap_or((px[0], px[0]));
+    let mm = |c: &[P]| {
+        let (mut lo, mut hi) = (c[0], c[0]);
+        for &v in c {
+            lo = if v < lo { v } else { lo };
+            hi = if v > hi { v } else { hi };
+        }
+        (lo, hi)
+    };
+    let (lo, hi) = if px.len() < crate::util::SEQUENTIAL_BELOW {
+        mm(px)
+    } else {
+        px.par_chunks(chunk_len(px.len()))
+            .map(mm)
+            .reduce_with(|a, b| (if b.0 < a.0 { b.0 } else { a.0 }, if b.1 > a.1 { b.1 } else { a.1 }))
+            .unwrap_or((px[0], px[0]))
+    };
     (lo.to_f64(), hi.to_f64())
 }
 
@@ -86,52 +90,37 @@ pub fn histogram_of<P: Pixel>(px: &[P], nbins: usize) -> Histogram {
 
 /// [`histogram_of`] with the minimum and maximum already known.
 pub fn histogram_range<P: Pixel>(px: &[P], lo: f64, hi: f64, nbins: usize) -> Histogram {
-    let chunk = chunk_len(px.len());
     if P::DTYPE.is_integer() && ((hi - lo) as u64) < MAX_INT_BINS {
         let nb = (hi - lo) as usize + 1;
         let lo_i = lo as u64;
-        let counts = px
-            .par_chunks(chunk)
-            .fold(
-                || vec![0u64; nb],
-                |mut h, c| {
-                    // Four interleaved sub-histograms: runs of equal neighbouring pixels then do
-                    // not serialise on one counter.
-                    let mut sub = vec![0u32; 4 * nb];
-                    let mut it = c.chunks_exact(4);
-                    for q in &mut it {
-                        for (j, &v) in q.iter().enumerate() {
-                            sub[j * nb + (v.to_f64() as u64 - lo_i) as usize] += 1;
-                        }
-                    }
-                    for &v in it.remainder() {
-                        h[(v.to_f64() as u64 - lo_i) as usize] += 1;
-                    }
-                    for j in 0..4 {
-                        for (a, &b) in h.iter_mut().zip(&sub[j * nb..(j + 1) * nb]) {
-                            *a += b as u64;
-                        }
-                    }
-                    h
-                },
-            )
-            .reduce(|| vec![0u64; nb], add_counts);
-        let centers = (0..nb).map(|i| lo + i as f64).collect();
-        return Histogram { counts, centers, integer: true };
-    }
-    let edges = numpy_edges(lo, hi, nbins);
-    let counts = px
-        .par_chunks(chunk)
-        .fold(
-            || vec![0u64; nbins],
+        let counts = fold_counts(
+            px,
+            || vec![0u64; nb],
             |mut h, c| {
                 for &v in c {
-                    h[numpy_bin(v.to_f64(), &edges)] += 1;
+                    h[(v.to_f64() as u64 - lo_i) as usize] += 1;
                 }
                 h
             },
         )
-        .reduce(|| vec![0u64; nbins], add_counts);
+        .into_iter()
+        .fold(vec![0u64; nb], add_counts);
+        let centers = (0..nb).map(|i| lo + i as f64).collect();
+        return Histogram { counts, centers, integer: true };
+    }
+    let edges = numpy_edges(lo, hi, nbins);
+    let counts = fold_counts(
+        px,
+        || vec![0u64; nbins],
+        |mut h, c| {
+            for &v in c {
+                h[numpy_bin(v.to_f64(), &edges)] += 1;
+            }
+            h
+        },
+    )
+    .into_iter()
+    .fold(vec![0u64; nbins], add_counts);
     let centers = edges.windows(2).map(|e| (e[0] + e[1]) / 2.0).collect();
     Histogram { counts, centers, integer: false }
 }
@@ -162,25 +151,23 @@ pub fn range_counts<T: SmallInt>(px: &[T], lo: usize, hi: usize) -> Vec<u64> {
     // Four interleaved sub-histograms per rayon split: runs of equal neighbouring pixels then do
     // not serialise on one counter (u32 is enough: a split is far below 2³² pixels). With the
     // range limited to min..max they usually fit in L1/L2.
-    let subs = px
-        .par_chunks(chunk_len(px.len()))
-        .fold(
-            || vec![0u32; 4 * nb],
-            |mut sub, c| {
-                let mut it = c.chunks_exact(4);
-                for q in &mut it {
-                    sub[q[0].idx() - lo] += 1;
-                    sub[nb + q[1].idx() - lo] += 1;
-                    sub[2 * nb + q[2].idx() - lo] += 1;
-                    sub[3 * nb + q[3].idx() - lo] += 1;
-                }
-                for &v in it.remainder() {
-                    sub[v.idx() - lo] += 1;
-                }
-                sub
-            },
-        )
-        .collect::<Vec<_>>();
+    let subs = fold_counts(
+        px,
+        || vec![0u32; 4 * nb],
+        |mut sub, c| {
+            let mut it = c.chunks_exact(4);
+            for q in &mut it {
+                sub[q[0].idx() - lo] += 1;
+                sub[nb + q[1].idx() - lo] += 1;
+                sub[2 * nb + q[2].idx() - lo] += 1;
+                sub[3 * nb + q[3].idx() - lo] += 1;
+            }
+            for &v in it.remainder() {
+                sub[v.idx() - lo] += 1;
+            }
+            sub
+        },
+    );
     let mut h = vec![0u64; nb];
     for sub in &subs {
         for j in 0..4 {
@@ -215,6 +202,19 @@ pub fn stack_histogram(s: &petri_api::Stack, nbins: usize) -> (Histogram, f64, f
             (histogram_range(&v[..], lo, hi, nbins), lo, hi)
         }
     }
+}
+
+/// Folds `count` over the pixels — on the calling thread for small inputs, else one accumulator
+/// per rayon split — and returns the accumulators.
+fn fold_counts<P: Sync, A: Send>(
+    px: &[P],
+    init: impl Fn() -> A + Sync + Send,
+    count: impl Fn(A, &[P]) -> A + Sync + Send,
+) -> Vec<A> {
+    if px.len() < crate::util::SEQUENTIAL_BELOW {
+        return vec![count(init(), px)];
+    }
+    px.par_chunks(chunk_len(px.len())).fold(init, count).collect()
 }
 
 fn add_counts(mut a: Vec<u64>, b: Vec<u64>) -> Vec<u64> {

@@ -36,101 +36,56 @@ pub enum Method {
 /// Otsu's threshold as `skimage.filters.threshold_otsu` computes it from `h`: the centre of the
 /// first bin that maximises the between-class variance.
 pub fn otsu_from_hist(h: &Histogram) -> f64 {
-    let n = h.counts.len();
-    if n < 2 {
+    if h.counts.len() < 2 {
         return h.centers[0];
     }
-    // numpy's arithmetic: integer histograms form counts·centers and all cumulative sums in
-    // exact int64 (here u128), float histograms in f64, summed in order.
-    let total: u64 = h.counts.iter().sum();
-    let top = h.centers.last().copied().unwrap_or(0.0);
-    let (m1, m2): (Vec<f64>, Vec<f64>) = if h.integer && (total as f64) * top < 9.0e15 {
-        // Every sum of counts·centers is below 2⁵³, so f64 sums are the exact integers numpy forms.
-        let (mut s, mut w) = (0f64, 0u64);
-        let m1 = h
-            .counts
-            .iter()
-            .zip(&h.centers)
-            .map(|(&c, &x)| {
-                s += c as f64 * x;
-                w += c;
-                s / w as f64
-            })
-            .collect();
-        let (mut s, mut w) = (0f64, 0u64);
-        let mut m2: Vec<f64> = h
-            .counts
-            .iter()
-            .zip(&h.centers)
-            .rev()
-            .map(|(&c, &x)| {
-                s += c as f64 * x;
-                w += c;
-                s / w as f64
-            })
-            .collect();
-        m2.reverse();
-        (m1, m2)
-    } else if h.integer {
-        let mut s = 0u128;
-        let mut w = 0u128;
-        let m1 = h
-            .counts
-            .iter()
-            .zip(&h.centers)
-            .map(|(&c, &x)| {
-                s += c as u128 * x as u128;
-                w += c as u128;
-                s as f64 / w as f64
-            })
-            .collect();
-        let (mut s, mut w) = (0u128, 0u128);
-        let mut m2: Vec<f64> = h
-            .counts
-            .iter()
-            .zip(&h.centers)
-            .rev()
-            .map(|(&c, &x)| {
-                s += c as u128 * x as u128;
-                w += c as u128;
-                s as f64 / w as f64
-            })
-            .collect();
-        m2.reverse();
-        (m1, m2)
-    } else {
-        let mut s = 0f64;
-        let mut w = 0u64;
-        let m1 = h
-            .counts
-            .iter()
-            .zip(&h.centers)
-            .map(|(&c, &x)| {
-                s += c as f64 * x;
-                w += c;
-                s / w as f64
-            })
-            .collect();
-        let (mut s, mut w) = (0f64, 0u64);
-        let mut m2: Vec<f64> = h
-            .counts
-            .iter()
-            .zip(&h.centers)
-            .rev()
-            .map(|(&c, &x)| {
-                s += c as f64 * x;
-                w += c;
-                s / w as f64
-            })
-            .collect();
-        m2.reverse();
-        (m1, m2)
+    // Only non-empty bins matter: across an empty bin the cumulative weights and sums (hence both
+    // class means) are bit-for-bit unchanged, so its variance equals the previous bin's and can
+    // never be the *first* maximum. The first and last bins are never empty (min and max).
+    let (counts, centers): (Vec<u64>, Vec<f64>) =
+        h.counts.iter().zip(&h.centers).filter(|(c, _)| **c > 0).map(|(&c, &x)| (c, x)).unzip();
+    let n = counts.len();
+    if n < 2 {
+        return centers[0];
+    }
+    let total: u64 = counts.iter().sum();
+    let top = centers[n - 1].abs().max(centers[0].abs());
+    // numpy's arithmetic: integer histograms form counts·centers and all cumulative sums exactly
+    // (int64), float histograms in f64, summed in order.
+    let class_means = |rev: bool| -> Vec<f64> {
+        let idx: Box<dyn Iterator<Item = usize>> = if rev { Box::new((0..n).rev()) } else { Box::new(0..n) };
+        let mut m = vec![0f64; n];
+        if h.integer && (total as f64) * top < 9.0e15 {
+            // Every partial sum is below 2⁵³: f64 sums are the exact integers.
+            let (mut s, mut w) = (0f64, 0u64);
+            for i in idx {
+                s += counts[i] as f64 * centers[i];
+                w += counts[i];
+                m[i] = s / w as f64;
+            }
+        } else if h.integer {
+            let (mut s, mut w) = (0i128, 0i128);
+            for i in idx {
+                s += counts[i] as i128 * centers[i] as i128;
+                w += counts[i] as i128;
+                m[i] = s as f64 / w as f64;
+            }
+        } else {
+            let (mut s, mut w) = (0f64, 0u64);
+            for i in idx {
+                s += counts[i] as f64 * centers[i];
+                w += counts[i];
+                m[i] = s / w as f64;
+            }
+        }
+        m
     };
+    let (m1, m2) = (class_means(false), class_means(true));
     let mut w1 = 0u64;
     let mut best = f64::NEG_INFINITY;
     let mut idx = 0;
     for i in 0..n - 1 {
-        w1 += h.counts[i];
+        w1 += counts[i];
         let w2 = total - w1;
         let d = m1[i] - m2[i + 1];
         // numpy forms w1·w2 in int64 (exact), then converts it to float.
@@ -141,7 +96,7 @@ pub fn otsu_from_hist(h: &Histogram) -> f64 {
             idx = i;
         }
     }
-    h.centers[idx]
+    centers[idx]
 }
 
 /// `threshold_otsu` over all pixels of the stack (a constant image gives its value).
@@ -495,6 +450,60 @@ mod tests {
             ("em_crop", read_stack::<u8>(&fixture("em_crop_u8.tif"))),
             ("nuclei2d_crop", read_stack::<u16>(&fixture("nuclei2d_crop.tif"))),
         ]
+    }
+
+    /// numpy's formula over every bin, zeros included (what `otsu_from_hist` must equal).
+    fn otsu_all_bins(h: &Histogram) -> f64 {
+        let n = h.counts.len();
+        let c: Vec<f64> = h.counts.iter().map(|&c| c as f64).collect();
+        let (mut w1, mut s1, mut m1) = (vec![0.0; n], 0.0, vec![0.0; n]);
+        let mut acc = 0.0;
+        for i in 0..n {
+            acc += c[i];
+            s1 += c[i] * h.centers[i];
+            w1[i] = acc;
+            m1[i] = s1 / acc;
+        }
+        let (mut w2, mut m2) = (vec![0.0; n], vec![0.0; n]);
+        let (mut acc, mut s2) = (0.0, 0.0);
+        for i in (0..n).rev() {
+            acc += c[i];
+            s2 += c[i] * h.centers[i];
+            w2[i] = acc;
+            m2[i] = s2 / acc;
+        }
+        let mut best = (f64::NEG_INFINITY, 0);
+        for i in 0..n - 1 {
+            let v = w1[i] * w2[i + 1] * (m1[i] - m2[i + 1]).powi(2);
+            if v > best.0 {
+                best = (v, i);
+            }
+        }
+        h.centers[best.1]
+    }
+
+    #[test]
+    fn otsu_skipping_empty_bins_is_exact() {
+        let mut seed = 7u64;
+        let mut rnd = |m: u64| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 33) % m
+        };
+        for trial in 0..200 {
+            let n = 2 + rnd(60) as usize;
+            let mut counts: Vec<u64> = (0..n).map(|_| if rnd(3) == 0 { rnd(50) } else { 0 }).collect();
+            counts[0] = 1 + rnd(9);
+            counts[n - 1] = 1 + rnd(9);
+            if trial % 3 == 0 {
+                // Symmetric histograms produce exact ties.
+                for i in 0..n / 2 {
+                    counts[n - 1 - i] = counts[i];
+                }
+            }
+            let centers: Vec<f64> = (0..n).map(|i| 100.0 + i as f64).collect();
+            let h = Histogram { counts, centers, integer: true };
+            assert_eq!(otsu_from_hist(&h), otsu_all_bins(&h), "{h:?}");
+        }
     }
 
     #[test]

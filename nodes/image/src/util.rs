@@ -153,7 +153,18 @@ pub fn map_volumes_f64(s: &Stack, mut f: impl FnMut(&mut Vec<f64>)) -> Vec<f32> 
 }
 
 /// Writes `src` into `dst` in parallel (simple element map), e.g. to convert f64 → f32.
+/// Element-wise and histogram passes below this many values run on the calling thread: they are
+/// memory-bound, a second thread gains little, and handing work to the pool costs a thread
+/// wake-up, which on a busy machine can take longer than the pass itself.
+pub const SEQUENTIAL_BELOW: usize = 1 << 23;
+
 pub fn par_map_into<A: Sync, B: Send>(src: &[A], dst: &mut [B], f: impl Fn(&A) -> B + Sync) {
+    if src.len() < SEQUENTIAL_BELOW {
+        for (o, i) in dst.iter_mut().zip(src) {
+            *o = f(i);
+        }
+        return;
+    }
     dst.par_chunks_mut(1 << 14).zip(src.par_chunks(1 << 14)).for_each(|(d, s)| {
         for (o, i) in d.iter_mut().zip(s) {
             *o = f(i);
