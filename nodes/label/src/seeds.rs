@@ -35,6 +35,7 @@ use rayon::prelude::*;
 use crate::connected_components::label_volume_by;
 use crate::util::{
     BBox, Connectivity, Neighbourhood, Shape3, bboxes, check_same_shape, join_volumes, max_filter_box, volumes,
+    zeroed_vec,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -341,8 +342,8 @@ pub fn h_maxima(image: &[f64], shape: Shape3, h: f64, float_input: bool) -> Vec<
 pub fn seeds_volume<P: Pixel>(image: &[P], objects: Option<&[u32]>, shape: Shape3, opts: &SeedOpts) -> Vec<u32> {
     let n = image.len();
     let threshold =
-        opts.threshold_abs.unwrap_or_else(|| image.iter().map(|v| v.to_f64()).fold(f64::INFINITY, f64::min));
-    let mut out = vec![0u32; n];
+        opts.threshold_abs.unwrap_or_else(|| image.par_iter().map(|v| v.to_f64()).reduce(|| f64::INFINITY, f64::min));
+    let mut out = zeroed_vec::<u32>(n);
     match opts.method {
         SeedMethod::LocalMax => {
             for (k, i) in local_max_peaks(image, objects, shape, opts.min_distance, threshold).into_iter().enumerate() {

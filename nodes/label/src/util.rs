@@ -217,7 +217,8 @@ impl BBox {
     }
 }
 
-/// Bounding boxes of every non-zero label of a volume, sorted by label id.
+/// Bounding boxes (and pixel counts) of every non-zero label of a volume, sorted by label id.
+/// Rows are scanned in parallel chunks whose partial boxes are then merged.
 pub fn bboxes(labels: &[u32], shape: Shape3) -> Vec<(u32, BBox)> {
     let [_, h, w] = shape;
     let empty = BBox { lo: [usize::MAX; 3], hi: [0; 3], count: 0 };
@@ -226,29 +227,59 @@ pub fn bboxes(labels: &[u32], shape: Shape3) -> Vec<(u32, BBox)> {
         b.hi = [b.hi[0].max(z + 1), b.hi[1].max(y + 1), b.hi[2].max(x1 + 1)];
         b.count += x1 + 1 - x0;
     };
-    let max = labels.iter().copied().max().unwrap_or(0) as usize;
+    let merge = |a: &mut BBox, b: &BBox| {
+        if b.count > 0 {
+            for k in 0..3 {
+                a.lo[k] = a.lo[k].min(b.lo[k]);
+                a.hi[k] = a.hi[k].max(b.hi[k]);
+            }
+            a.count += b.count;
+        }
+    };
+    let max = labels.par_iter().copied().max().unwrap_or(0) as usize;
+    let rows = labels.len() / w.max(1);
+    let chunk_rows = rows.div_ceil(2 * rayon::current_num_threads()).max(1);
+    // Scans rows [r0, r1), calling `put(label, z, y, x0, x1)` once per run of equal labels.
+    let scan = |r0: usize, r1: usize, put: &mut dyn FnMut(u32, usize, usize, usize, usize)| {
+        for r in r0..r1 {
+            let (z, y) = (r / h, r % h);
+            let row = &labels[r * w..(r + 1) * w];
+            let mut x = 0;
+            while x < w {
+                let l = row[x];
+                let x0 = x;
+                while x < w && row[x] == l {
+                    x += 1;
+                }
+                if l != 0 {
+                    put(l, z, y, x0, x - 1);
+                }
+            }
+        }
+    };
     let mut out: Vec<(u32, BBox)>;
-    if max <= 4 * labels.len() + 1024 {
+    if (max + 1) * (rows.div_ceil(chunk_rows)) <= 8 * labels.len() + 4096 {
+        let parts: Vec<Vec<BBox>> = (0..rows.div_ceil(chunk_rows))
+            .into_par_iter()
+            .map(|c| {
+                let mut v = vec![empty; max + 1];
+                scan(c * chunk_rows, ((c + 1) * chunk_rows).min(rows), &mut |l, z, y, x0, x1| {
+                    add(&mut v[l as usize], z, y, x0, x1)
+                });
+                v
+            })
+            .collect();
         let mut v = vec![empty; max + 1];
-        for (r, row) in labels.chunks(w).enumerate() {
-            let (z, y) = (r / h, r % h);
-            for (x, &l) in row.iter().enumerate() {
-                if l != 0 {
-                    add(&mut v[l as usize], z, y, x, x);
-                }
+        for p in &parts {
+            for (a, b) in v.iter_mut().zip(p) {
+                merge(a, b);
             }
         }
-        out = v.into_iter().enumerate().filter(|(_, b)| b.hi[2] > 0).map(|(l, b)| (l as u32, b)).collect();
+        out = v.into_iter().enumerate().filter(|(_, b)| b.count > 0).map(|(l, b)| (l as u32, b)).collect();
     } else {
-        let mut m = std::collections::HashMap::new();
-        for (r, row) in labels.chunks(w).enumerate() {
-            let (z, y) = (r / h, r % h);
-            for (x, &l) in row.iter().enumerate() {
-                if l != 0 {
-                    add(m.entry(l).or_insert(empty), z, y, x, x);
-                }
-            }
-        }
+        // Sparse huge ids: a hash map, one pass.
+        let mut m: std::collections::HashMap<u32, BBox> = std::collections::HashMap::new();
+        scan(0, rows, &mut |l, z, y, x0, x1| add(m.entry(l).or_insert(empty), z, y, x0, x1));
         out = m.into_iter().collect();
         out.sort_by_key(|p| p.0);
     }
@@ -446,5 +477,39 @@ fn advise_huge_pages(ptr: *mut u8, len: usize) {
                 libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bboxes_dense_and_sparse_ids() {
+        // 2×3×4 volume; id 7 spans both slices, id 2 one pixel.
+        let mut l = vec![0u32; 24];
+        l[1] = 7;
+        l[2] = 7;
+        l[4 * 3 + 4 + 3] = 7; // z1 y1 x3
+        l[5] = 2;
+        let b = bboxes(&l, [2, 3, 4]);
+        assert_eq!(b.len(), 2);
+        assert_eq!(b[0], (2, BBox { lo: [0, 1, 1], hi: [1, 2, 2], count: 1 }));
+        assert_eq!(b[1], (7, BBox { lo: [0, 0, 1], hi: [2, 2, 4], count: 3 }));
+        let sparse: Vec<u32> = l.iter().map(|&v| if v == 7 { u32::MAX } else { v }).collect();
+        let s = bboxes(&sparse, [2, 3, 4]);
+        assert_eq!(s[1], (u32::MAX, b[1].1));
+        assert_eq!(s[0], b[0]);
+    }
+
+    #[test]
+    fn running_max_clips_at_the_ends() {
+        let mut line = vec![1.0, 5.0, 2.0, 0.0, 0.0, 3.0];
+        let mut s = [Vec::new(), Vec::new(), Vec::new()];
+        running_max(&mut line, 1, &mut s);
+        assert_eq!(line, vec![5.0, 5.0, 5.0, 2.0, 3.0, 3.0]);
+        let mut line = vec![1.0, 5.0, 2.0];
+        running_max(&mut line, 10, &mut s);
+        assert_eq!(line, vec![5.0; 3]);
     }
 }
