@@ -149,7 +149,7 @@ fn main() {
             } else {
                 let n = got.iter().zip(&want).filter(|(a, b)| a != b).count();
                 let d = petri_testkit::max_abs_diff(&got, &want);
-                if n == 0 { "identical".to_string() } else { format!("{n} px differ, max |Δ| {d:.2e}") }
+                if n == 0 { "identical".to_string() } else { format!("{n} px differ, max abs diff {d:.2e}") }
             };
             let ratio = peer_ms / ms;
             let ratio_min = peer_min / min;
@@ -174,6 +174,19 @@ fn main() {
              outputs pixel by pixel. Machine: 2 cores shared with other jobs; load average before {load_before}, after \
              {load_after} — absolute times are noisy, the ratio is the figure to read (both sides ran back to back).\n\n"
         );
+        s += "Inputs: `cells3d` is the 3-D confocal nuclei stack of `/work/shared/data/nuclei3d_cells3d/image.tif`; the \
+              2-D frame is time point 0 of the Cell Tracking Challenge sequence Fluo-N2DL-HeLa 02 (fetched by \
+              `/work/shared/data/fetch-ctc.sh`; not redistributable, so not in the repository). Every op runs per image \
+              with the parameters in the first column; thresholds include making the mask (`img > t`) on both sides. \
+              Python peer calls: `filters.gaussian(float64, σ, mode='nearest', preserve_range=True)`, \
+              `filters.median(img, ones((k,)*ndim), mode='nearest', behavior='ndimage')`, `ndi.uniform_filter(float64, k, \
+              mode='nearest')`, `exposure.equalize_adapthist(img, clip_limit=0.01)`, csbdeep-style percentile \
+              normalisation in float32, `filters.unsharp_mask(float64, r, 1, preserve_range=True)`, \
+              `threshold_otsu/li/triangle`, `threshold_local(img, 35)`, `restoration.rolling_ball(img, radius=r)` (its \
+              OpenMP loop uses the same thread count) and `morphology.white_tophat(img, disk(r)/ball(r))`.\n\n";
+        s += "A `result` other than `identical` is the count of differing pixels and the largest difference: the \
+              Gaussian-based ops store f64 results as f32 and one value in ~4 million lands on the other side of an f32 \
+              rounding boundary (|Δ| = one f32 ulp at that intensity).\n\n";
         s += "| op | input | skimage ms (median) | petri ms (median) | speed-up (medians) | speed-up (best runs) | result vs skimage |\n|---|---|---:|---:|---:|---:|---|\n";
         for (label, name, desc, p, m, r, rm, same) in &rows {
             s += &format!("| {label} | {name} ({desc}) | {p:.1} | {m:.1} | {r:.1}× | {rm:.1}× | {same} |\n");
