@@ -4,31 +4,18 @@
 
 use petri_api::{Inputs, Node, NodeCtx, NodeError, NodeSpec, Outputs, ParamSpec, Params, PortType, Value};
 
-use crate::connected_components::label_regions;
+use crate::connected_components::components;
 use crate::morphology::apply_labels;
 use crate::util::{Connectivity, Shape3, par_fill};
 
 /// Clears the objects with a pixel within `buffer` pixels of the border (`z_edges`: the first
 /// and last z slices count as border in 3-D).
 pub fn clear_border(lab: &[u32], shape: Shape3, buffer: usize, z_edges: bool) -> Vec<u32> {
-    let [d, h, w] = shape;
-    let (regions, count) = label_regions(lab, shape, Connectivity::Full);
-    let ext = buffer + 1;
-    let near = |c: usize, n: usize| c < ext || c + ext >= n;
-    let mut touch = vec![false; count as usize + 1];
-    for z in 0..d {
-        for y in 0..h {
-            let zy = (d > 1 && z_edges && near(z, d)) || near(y, h);
-            let row = (z * h + y) * w;
-            for x in 0..w {
-                if zy || near(x, w) {
-                    touch[regions[row + x] as usize] = true;
-                }
-            }
-        }
-    }
-    touch[0] = false;
-    par_fill(lab.len(), |i| if touch[regions[i] as usize] { 0 } else { lab[i] })
+    let pieces = components(lab, shape, Connectivity::Full, |v| v);
+    let touch = pieces.touches_border(shape, buffer, z_edges);
+    let mut out = par_fill(lab.len(), |i| lab[i]);
+    pieces.paint(&mut out, shape, |id, _| touch[id as usize].then_some(0));
+    out
 }
 
 pub struct ClearBorder;

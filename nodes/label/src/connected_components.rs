@@ -90,7 +90,7 @@ impl Runs {
         self.start.len()
     }
 
-    fn range(&self, r: usize) -> std::ops::Range<usize> {
+    pub fn range(&self, r: usize) -> std::ops::Range<usize> {
         self.row[r]..self.row[r + 1]
     }
 }
@@ -190,14 +190,31 @@ fn label_classes<P: Pixel>(
     conn: Connectivity,
     class: impl Fn(P) -> u32 + Sync,
 ) -> (Vec<u32>, u32) {
-    let [d, h, w] = shape;
+    let c = components(vol, shape, conn, class);
     let mut out = zeroed_vec::<u32>(vol.len());
-    if vol.is_empty() {
-        return (out, 0);
-    }
+    c.paint(&mut out, shape, |id, _| Some(id));
+    (out, c.count)
+}
+
+/// Connected components kept as runs (no label image): what the morphology and border nodes
+/// need (sizes, border contact) without painting and re-reading a full u32 volume.
+pub(crate) struct Components {
+    pub runs: Runs,
+    /// Component id (1..=count) of every run, in raster order of first pixel.
+    pub id: Vec<u32>,
+    pub count: u32,
+}
+
+/// Connected regions of pixels of equal non-zero `class(v)`, as runs.
+pub(crate) fn components<P: Pixel>(
+    vol: &[P],
+    shape: Shape3,
+    conn: Connectivity,
+    class: impl Fn(P) -> u32 + Sync,
+) -> Components {
+    let [d, h, _] = shape;
     let runs = Runs::find(vol, shape, class);
-    let n = runs.len();
-    let mut uf = MinUnionFind::new(n);
+    let mut uf = MinUnionFind::new(runs.len());
     let full = conn == Connectivity::Full;
     for z in 0..d {
         for y in 0..h {
@@ -222,13 +239,56 @@ fn label_classes<P: Pixel>(
             }
         }
     }
-    let (ids, count) = uf.compact_ids();
-    out.par_chunks_mut(w).enumerate().for_each(|(r, row)| {
-        for i in runs.range(r) {
-            row[runs.start[i] as usize..runs.end[i] as usize].fill(ids[i]);
+    let (id, count) = uf.compact_ids();
+    Components { runs, id, count }
+}
+
+impl Components {
+    /// Pixel count of every component (index 0 unused).
+    pub fn sizes(&self) -> Vec<usize> {
+        let mut s = vec![0usize; self.count as usize + 1];
+        for (i, &c) in self.id.iter().enumerate() {
+            s[c as usize] += (self.runs.end[i] - self.runs.start[i]) as usize;
         }
-    });
-    (out, count)
+        s
+    }
+
+    /// Whether each component has a pixel within `buffer` pixels of the volume's faces
+    /// (`z_faces`: also the first and last slices of a 3-D volume). Index 0 unused.
+    pub fn touches_border(&self, shape: Shape3, buffer: usize, z_faces: bool) -> Vec<bool> {
+        let [d, h, w] = shape;
+        let ext = buffer + 1;
+        let near = |c: usize, n: usize| c < ext || c + ext >= n;
+        let mut t = vec![false; self.count as usize + 1];
+        for r in 0..d * h {
+            let (z, y) = (r / h, r % h);
+            let band = (d > 1 && z_faces && near(z, d)) || near(y, h);
+            for i in self.runs.range(r) {
+                let (s, e) = (self.runs.start[i] as usize, self.runs.end[i] as usize);
+                if band || s < ext || e + ext > w {
+                    t[self.id[i] as usize] = true;
+                }
+            }
+        }
+        t
+    }
+
+    /// Writes `value(id, class)` over every run for which it is `Some`, rows in parallel.
+    pub fn paint<T: Copy + Send + Sync>(
+        &self,
+        out: &mut [T],
+        shape: Shape3,
+        value: impl Fn(u32, u32) -> Option<T> + Sync,
+    ) {
+        let w = shape[2];
+        out.par_chunks_mut(w).enumerate().for_each(|(r, row)| {
+            for i in self.runs.range(r) {
+                if let Some(v) = value(self.id[i], self.runs.class[i]) {
+                    row[self.runs.start[i] as usize..self.runs.end[i] as usize].fill(v);
+                }
+            }
+        });
+    }
 }
 
 /// Labels the non-zero pixels of one volume (see [`label_volume_by`]).

@@ -17,7 +17,7 @@
 use petri_api::{Inputs, NodeError, NodeSpec, Outputs, ParamSpec, Params, PortType, Stack, Value};
 use rayon::prelude::*;
 
-use crate::connected_components::label_volume_by;
+use crate::connected_components::{components, label_volume_by};
 use crate::edt::edt_sq;
 use crate::util::{BBox, Connectivity, Shape3, bboxes, join_volumes, map_lines, par_fill, spacing_of, zeroed_vec};
 
@@ -323,8 +323,11 @@ fn for_each_border(shape: Shape3, mut f: impl FnMut(usize)) {
 /// scipy `binary_fill_holes`: background regions (face connectivity) not connected to the
 /// image border become foreground. Output 0/1.
 pub fn fill_holes_mask(m: &[u8], shape: Shape3) -> Vec<u8> {
-    let (comp, touches) = enclosed_background(|i| m[i] == 0, m.len(), shape);
-    par_fill(m.len(), |i| (m[i] != 0 || !touches[comp[i] as usize]) as u8)
+    let c = components(m, shape, Connectivity::Face, |v| (v == 0) as u32);
+    let touch = c.touches_border(shape, 0, true);
+    let mut out = to01(m);
+    c.paint(&mut out, shape, |id, _| (!touch[id as usize]).then_some(1));
+    out
 }
 
 /// Fills holes of labelled objects: a background region (face connectivity) that does not touch
@@ -356,10 +359,11 @@ pub fn fill_holes_labels(lab: &[u32], shape: Shape3) -> Vec<u32> {
 /// skimage `remove_small_objects(mask, max_size=min_size − 1, connectivity)`: objects with fewer
 /// than `min_size` pixels are removed. Output 0/1.
 pub fn remove_small_objects_mask(m: &[u8], shape: Shape3, min_size: usize, conn: Connectivity) -> Vec<u8> {
-    let (comp, count) = label_volume_by(m, shape, conn, |v| v != 0);
-    let mut size = vec![0usize; count as usize + 1];
-    comp.iter().for_each(|&c| size[c as usize] += 1);
-    par_fill(comp.len(), |i| (comp[i] != 0 && size[comp[i] as usize] >= min_size) as u8)
+    let c = components(m, shape, conn, |v| (v != 0) as u32);
+    let size = c.sizes();
+    let mut out = zeroed_vec::<u8>(m.len());
+    c.paint(&mut out, shape, |id, _| (size[id as usize] >= min_size).then_some(1));
+    out
 }
 
 /// Labels with fewer than `min_size` pixels are removed (set to 0); ids are kept.
@@ -373,10 +377,11 @@ pub fn remove_small_objects_labels(lab: &[u32], min_size: usize) -> Vec<u32> {
 /// with fewer than `min_size` pixels become foreground — including regions touching the image
 /// border, as in skimage. Output 0/1.
 pub fn remove_small_holes_mask(m: &[u8], shape: Shape3, min_size: usize, conn: Connectivity) -> Vec<u8> {
-    let (comp, count) = label_volume_by(m, shape, conn, |v| v == 0);
-    let mut size = vec![0usize; count as usize + 1];
-    comp.iter().for_each(|&c| size[c as usize] += 1);
-    par_fill(m.len(), |i| (m[i] != 0 || size[comp[i] as usize] < min_size) as u8)
+    let c = components(m, shape, conn, |v| (v == 0) as u32);
+    let size = c.sizes();
+    let mut out = to01(m);
+    c.paint(&mut out, shape, |id, _| (size[id as usize] < min_size).then_some(1));
+    out
 }
 
 // ---------------------------------------------------------------- node plumbing shared by the
