@@ -18,6 +18,12 @@ use crate::util;
 
 const SHIFT: usize = 6;
 
+/// Windows of at most this many values use forgetful selection; larger ones the histogram.
+/// u32/f32 images may hold millions of distinct values, which makes the histogram cache-hostile,
+/// so they use the network up to 5×5×5.
+const FORGETFUL_MAX_INT: usize = 27;
+const FORGETFUL_MAX_WIDE: usize = 125;
+
 /// A histogram over bins with the median tracked incrementally (Huang et al., 1979).
 struct RankHist {
     counts: Vec<u32>,
@@ -85,9 +91,17 @@ pub fn median_bins(bins: &[u32], dims: [usize; 3], nbins: usize, k: usize) -> Ve
     let h = (n_window - 1) / 2;
     let clamp = |i: isize, n: usize| i.clamp(0, n as isize - 1) as usize;
     let mut out = vec![0u32; bins.len()];
-    out.par_chunks_mut(nx).enumerate().for_each_init(
-        || (RankHist::new(nbins), Vec::with_capacity(kz * k)),
-        |(hist, rows), (row, o)| {
+    // A few large row blocks per thread, each with one histogram (allocating and zeroing a
+    // histogram of up to millions of bins per small task would dominate).
+    let nrows = nz * ny;
+    let rows_per_task = nrows.div_ceil(8 * rayon::current_num_threads()).max(1);
+    out.par_chunks_mut(nx * rows_per_task).enumerate().for_each(|(task, block)| {
+        let mut hist = RankHist::new(nbins);
+        let mut rows: Vec<&[u32]> = Vec::with_capacity(kz * k);
+        for (i, o) in block.chunks_mut(nx).enumerate() {
+            let row = task * rows_per_task + i;
+            let hist = &mut hist;
+            let rows = &mut rows;
             let (z, y) = ((row / ny) as isize, (row % ny) as isize);
             rows.clear();
             let rz = if nz > 1 { r } else { 0 };
@@ -116,10 +130,11 @@ pub fn median_bins(bins: &[u32], dims: [usize; 3], nbins: usize, k: usize) -> Ve
             for dx in -r..=r {
                 col(hist, nx as isize + dx, false);
             }
-            hist.med = 0;
+            // Empty again: nothing lies below any bin, so the median bin can stay where it is and
+            // the next row (similar values) starts its walk nearby instead of from bin 0.
             hist.below = 0;
-        },
-    );
+        }
+    });
     out
 }
 
@@ -204,12 +219,146 @@ pub fn median3x3<P: Pixel>(src: &[P], ny: usize, nx: usize, out: &mut [P]) {
     );
 }
 
+/// The compare-exchange sequence of forgetful selection for the median of `n` (odd) slots:
+/// keep (n+1)/2 + 1 values, repeatedly move the set's minimum and maximum to known slots and
+/// drop both (neither can be the median of what remains), load the next value, until one slot
+/// is left. Returns the pairs (p, q) — after each, slot p holds the smaller value — and the
+/// slot of the median.
+pub fn forgetful_network(n: usize) -> (Vec<(usize, usize)>, usize) {
+    let m = ((n + 1) / 2 + 1).min(n);
+    let mut set: Vec<usize> = (0..m).collect();
+    let mut next = m;
+    let mut ces = Vec::new();
+    while set.len() > 1 {
+        let len = set.len();
+        for i in 0..len / 2 {
+            ces.push((set[2 * i], set[2 * i + 1]));
+        }
+        let mut lows: Vec<usize> = (0..len / 2).map(|i| set[2 * i]).collect();
+        let mut highs: Vec<usize> = (0..len / 2).map(|i| set[2 * i + 1]).collect();
+        if len % 2 == 1 {
+            lows.push(set[len - 1]);
+            highs.push(set[len - 1]);
+        }
+        for &c in &lows[1..] {
+            ces.push((lows[0], c));
+        }
+        for &c in &highs[1..] {
+            ces.push((c, highs[0]));
+        }
+        let (lo, hi) = (lows[0], highs[0]);
+        set.retain(|&x| x != lo && x != hi);
+        if next < n {
+            set.push(next);
+            next += 1;
+        }
+    }
+    (ces, set[0])
+}
+
+/// Lanes processed together by [`median_forgetful`].
+const LANES: usize = 64;
+
+#[inline(always)]
+fn run_network_impl<P: Pixel>(buf: &mut [P], ces: &[(usize, usize)]) {
+    for &(p, q) in ces {
+        let (a, b) = if p < q {
+            let (x, y) = buf.split_at_mut(q * LANES);
+            (&mut x[p * LANES..(p + 1) * LANES], &mut y[..LANES])
+        } else {
+            let (x, y) = buf.split_at_mut(p * LANES);
+            (&mut y[..LANES], &mut x[q * LANES..(q + 1) * LANES])
+        };
+        for (u, v) in a.iter_mut().zip(b.iter_mut()) {
+            let (x, y) = (*u, *v);
+            *u = mn(x, y);
+            *v = mx(x, y);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn run_network_avx2<P: Pixel>(buf: &mut [P], ces: &[(usize, usize)]) {
+    run_network_impl(buf, ces)
+}
+
+fn run_network<P: Pixel>(avx2: bool, buf: &mut [P], ces: &[(usize, usize)]) {
+    #[cfg(target_arch = "x86_64")]
+    if avx2 {
+        // SAFETY: only called when the CPU reports AVX2.
+        return unsafe { run_network_avx2(buf, ces) };
+    }
+    let _ = avx2;
+    run_network_impl(buf, ces)
+}
+
+/// Box median by forgetful selection, vectorised across 64 neighbouring output pixels: the
+/// k^d window values of each lane are gathered from edge-padded rows and the same
+/// compare-exchange network runs on all lanes at once. No histogram, so it is as fast on f32 or
+/// u32 images with millions of distinct values as on u8; used for small boxes (≤ 27 values).
+pub fn median_forgetful<P: Pixel>(src: &[P], dims: [usize; 3], k: usize, out: &mut [P]) {
+    let [nz, ny, nx] = dims;
+    let r = (k / 2) as isize;
+    let rz = if nz > 1 { r } else { 0 };
+    let n = ((2 * rz + 1) * k as isize * k as isize) as usize;
+    let (ces, med) = forgetful_network(n);
+    let avx2 = crate::sep::has_avx2();
+    let clamp = |i: isize, n: usize| i.clamp(0, n as isize - 1) as usize;
+    let w = nx + 2 * r as usize;
+    out.par_chunks_mut(nx).enumerate().for_each_init(
+        || (vec![P::default(); n * LANES], vec![P::default(); (n / k) * w]),
+        |(buf, pads), (row, o)| {
+            let (z, y) = ((row / ny) as isize, (row % ny) as isize);
+            // The k^(d−1) source rows of the window, padded by r with their edge values.
+            let mut j = 0;
+            for dz in -rz..=rz {
+                for dy in -r..=r {
+                    let off = (clamp(z + dz, nz) * ny + clamp(y + dy, ny)) * nx;
+                    let s = &src[off..off + nx];
+                    let p = &mut pads[j * w..(j + 1) * w];
+                    for (i, v) in p.iter_mut().enumerate() {
+                        *v = s[clamp(i as isize - r, nx)];
+                    }
+                    j += 1;
+                }
+            }
+            for x0 in (0..nx).step_by(LANES) {
+                let len = LANES.min(nx - x0);
+                let mut slot = 0;
+                for j in 0..n / k {
+                    let p = &pads[j * w..(j + 1) * w];
+                    for dx in 0..k {
+                        buf[slot * LANES..slot * LANES + len].copy_from_slice(&p[x0 + dx..x0 + dx + len]);
+                        slot += 1;
+                    }
+                }
+                run_network(avx2, buf, &ces);
+                o[x0..x0 + len].copy_from_slice(&buf[med * LANES..med * LANES + len]);
+            }
+        },
+    );
+}
+
 fn median_typed<P: Pixel>(s: &Stack, px: &[P], k: usize) -> Vec<P> {
     let n = s.volume_len();
+    let window = if s.z() > 1 { k * k * k } else { k * k };
     if k == 3 && s.z() == 1 {
         let mut out = vec![P::default(); s.len()];
         for (o, vol) in out.chunks_mut(n).zip(px.chunks(n)) {
             median3x3(vol, s.y(), s.x(), o);
+        }
+        return out;
+    }
+    let limit = if matches!(P::DTYPE, petri_api::DType::U8 | petri_api::DType::U16) {
+        FORGETFUL_MAX_INT
+    } else {
+        FORGETFUL_MAX_WIDE
+    };
+    if window <= limit {
+        let mut out = vec![P::default(); s.len()];
+        for (o, vol) in out.chunks_mut(n).zip(px.chunks(n)) {
+            median_forgetful(vol, s.zyx(), k, o);
         }
         return out;
     }
