@@ -225,7 +225,7 @@ pub fn median3x3<P: Pixel>(src: &[P], ny: usize, nx: usize, out: &mut [P]) {
 /// is left. Returns the pairs (p, q) — after each, slot p holds the smaller value — and the
 /// slot of the median.
 pub fn forgetful_network(n: usize) -> (Vec<(usize, usize)>, usize) {
-    let m = ((n + 1) / 2 + 1).min(n);
+    let m = (n.div_ceil(2) + 1).min(n);
     let mut set: Vec<usize> = (0..m).collect();
     let mut next = m;
     let mut ces = Vec::new();
