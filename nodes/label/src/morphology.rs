@@ -94,7 +94,8 @@ fn line_morph(line: &mut [u8], r: usize, erode: bool) {
 }
 
 /// The ball as rows: for each (dz, dy) it reaches, the half-width k of its x extent. `None`
-/// when the ball is too large for the row method (then the distance transform is cheaper).
+/// when the ball is too large for the row method (more than 64 rows or wider than 17 pixels;
+/// then the distance transform is cheaper).
 fn ball_rows(shape: Shape3, st: &Structuring) -> Option<Vec<(isize, isize, u8)>> {
     let r = st.axis_radius(shape);
     let lim0 = st.radius * st.radius * (1.0 + 1e-12);
@@ -114,8 +115,8 @@ fn ball_rows(shape: Shape3, st: &Structuring) -> Option<Vec<(isize, isize, u8)>>
             while k > 0 && (k as f64 * sx).powi(2) > lim {
                 k -= 1;
             }
-            if k > 254 {
-                return None;
+            if k > 8 {
+                return None; // wide rows: the distance transform is cheaper
             }
             pairs.push((dz, dy, k as u8));
         }
@@ -123,43 +124,66 @@ fn ball_rows(shape: Shape3, st: &Structuring) -> Option<Vec<(isize, isize, u8)>>
     (pairs.len() <= 64).then_some(pairs)
 }
 
-/// Ball erosion (`erode`) or dilation by rows: per row, the x distance to the nearest
-/// background (erosion) or foreground (dilation) pixel, saturated at 255; then a pixel survives
-/// the erosion iff, for every (dz, dy, k) of the ball, that distance in row (z+dz, y+dy) is > k
-/// (the dilation: iff for some, it is ≤ k). Rows outside the image are skipped (ignored border).
-/// O(n · rows of the ball), vectorisable; used for small balls.
+/// Ball erosion (`erode`) or dilation by rows. A ball is a stack of x segments: row offset
+/// (dz, dy) with half-width k. So first each row's 1-D erosion (AND, dilation: OR) over
+/// |dx| ≤ k is built for every k the ball needs, incrementally (two shifted passes per step);
+/// then each output row is the AND (OR) of those rows at its (dz, dy) offsets. Every step is a
+/// whole-row byte operation the compiler vectorises. Outside the image is ignored (rows and
+/// pixels beyond the edge are skipped). Used for small balls; exact.
 fn ball_by_rows(m: &[u8], shape: Shape3, pairs: &[(isize, isize, u8)], erode: bool) -> Vec<u8> {
     let [d, h, w] = shape;
-    let mut dist = zeroed_vec::<u8>(m.len());
-    dist.par_chunks_mut(w).zip(m.par_chunks(w)).for_each(|(dr, mr)| {
-        let target = |v: u8| if erode { v == 0 } else { v != 0 };
-        let mut last = 255u8;
-        for x in 0..w {
-            last = if target(mr[x]) { 0 } else { last.saturating_add(1) };
-            dr[x] = last;
+    // Masks are 0/1 already (then no copy); anything else non-zero counts as 1.
+    let base: std::borrow::Cow<[u8]> =
+        if m.par_iter().all(|&v| v <= 1) { std::borrow::Cow::Borrowed(m) } else { std::borrow::Cow::Owned(to01(m)) };
+    let base: &[u8] = &base;
+    let mut ks: Vec<u8> = pairs.iter().map(|p| p.2).collect();
+    ks.sort_unstable();
+    ks.dedup();
+    // levels[j]: rows combined over |dx| ≤ ks[j] (level of k = 0 is `base` itself).
+    let mut levels: Vec<Vec<u8>> = Vec::with_capacity(ks.len());
+    let mut prev_k = 0u8;
+    for &k in &ks {
+        if k == 0 {
+            levels.push(Vec::new());
+            continue;
         }
-        let mut last = 255u8;
-        for x in (0..w).rev() {
-            last = if target(mr[x]) { 0 } else { last.saturating_add(1) };
-            dr[x] = dr[x].min(last);
-        }
-    });
-    let mut out = zeroed_vec::<u8>(m.len());
-    if erode {
-        out.par_chunks_mut(1 << 16).for_each(|c| c.fill(1));
+        let prev: &[u8] = levels.last().filter(|l| !l.is_empty()).map_or(base, |l| l.as_slice());
+        let mut lv = par_fill(m.len(), |i| prev[i]);
+        lv.par_chunks_mut(w).zip(base.par_chunks(w)).for_each(|(o, src)| {
+            for dx in (prev_k as usize + 1)..=(k as usize).min(w.saturating_sub(1)) {
+                // o[x] op= src[x + dx] and src[x − dx] where those exist.
+                if erode {
+                    o[..w - dx].iter_mut().zip(&src[dx..]).for_each(|(a, &b)| *a &= b);
+                    o[dx..].iter_mut().zip(&src[..w - dx]).for_each(|(a, &b)| *a &= b);
+                } else {
+                    o[..w - dx].iter_mut().zip(&src[dx..]).for_each(|(a, &b)| *a |= b);
+                    o[dx..].iter_mut().zip(&src[..w - dx]).for_each(|(a, &b)| *a |= b);
+                }
+            }
+        });
+        levels.push(lv);
+        prev_k = k;
     }
+    let level = |k: u8| -> &[u8] {
+        let j = ks.binary_search(&k).unwrap_or(0);
+        if levels[j].is_empty() { base } else { &levels[j] }
+    };
+    let mut out = zeroed_vec::<u8>(m.len());
     out.par_chunks_mut(w).enumerate().for_each(|(row, o)| {
         let (z, y) = ((row / h) as isize, (row % h) as isize);
+        if erode {
+            o.fill(1);
+        }
         for &(dz, dy, k) in pairs {
             let (nz, ny) = (z + dz, y + dy);
             if nz < 0 || ny < 0 || nz >= d as isize || ny >= h as isize {
                 continue;
             }
-            let nr = &dist[(nz as usize * h + ny as usize) * w..][..w];
+            let nr = &level(k)[(nz as usize * h + ny as usize) * w..][..w];
             if erode {
-                o.iter_mut().zip(nr).for_each(|(a, &b)| *a &= (b > k) as u8);
+                o.iter_mut().zip(nr).for_each(|(a, &b)| *a &= b);
             } else {
-                o.iter_mut().zip(nr).for_each(|(a, &b)| *a |= (b <= k) as u8);
+                o.iter_mut().zip(nr).for_each(|(a, &b)| *a |= b);
             }
         }
     });

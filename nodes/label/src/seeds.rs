@@ -90,7 +90,7 @@ fn crop_candidates<P: Pixel>(
 /// caller uses [`crop_candidates`]. Same result either way. Indices in raster order.
 fn scan_candidates<P: Pixel>(
     image: &[P],
-    obj: &(dyn Fn(usize) -> u32 + Sync),
+    obj: &(impl Fn(usize) -> u32 + Sync),
     shape: Shape3,
     md: usize,
 ) -> Option<Vec<usize>> {
