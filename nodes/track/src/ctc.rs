@@ -8,7 +8,7 @@
 //! TIFFs are read and written with the `tiff` crate directly (node crates do not depend on
 //! each other, so `petri-io` is not used); every write is atomic.
 
-use std::io::{Cursor, Write};
+use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
 use rustc_hash::FxHashMap;
@@ -17,30 +17,8 @@ use tiff::encoder::{TiffEncoder, colortype};
 
 use crate::tracks::Track;
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same folder, flushed to disk,
-/// then renamed over the target (readers see the old file or the new one, never half of it).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        std::fs::rename(&tmp, path)?;
-        // Make the rename itself durable (best effort: not every platform can open a folder).
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
+// Atomic writes: the one shared writer of every node (temporary file, fsync, rename).
+pub use petri_api::fsutil::write_atomic;
 
 /// Encodes a Z×Y×X volume of 16-bit labels as an uncompressed TIFF, one page per z.
 pub fn encode_u16(data: &[u16], zyx: [usize; 3]) -> Result<Vec<u8>, String> {
