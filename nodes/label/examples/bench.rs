@@ -4,7 +4,7 @@
 //! and times skimage) and then this program on the same files, in the same run:
 //!
 //! ```text
-//! RAYON_NUM_THREADS=2 cargo run --release -p petri-label --example bench -- DIR [--md OUT.md]
+//! RAYON_NUM_THREADS=2 cargo run --release -p petri-label --example bench -- DIR [--md OUT.md] [--only hela2d,erode,open]
 //! ```
 //!
 //! Every op is timed as the median of 5 runs after a warm-up, and its result is checked against
@@ -67,7 +67,7 @@ struct Row {
     check: String,
 }
 
-fn bench_input(dir: &Path, name: &str) -> Vec<Row> {
+fn bench_input(dir: &Path, name: &str, only: &[String]) -> Vec<Row> {
     let d = dir.join(name);
     let mask = read_stack::<u8>(&d.join("mask.tif"));
     let cc = read_stack::<u32>(&d.join("cc.tif"));
@@ -83,67 +83,102 @@ fn bench_input(dir: &Path, name: &str) -> Vec<Row> {
     let out = |k: &str| read_stack::<u32>(&d.join(format!("out_{k}.tif")));
     let out8 = |k: &str| out(k).pixels::<u32>().expect("u32").iter().map(|&v| v as u8).collect::<Vec<u8>>();
     let ctx = NodeCtx::detached();
+    let want = |k: &str| only.is_empty() || only.iter().any(|o| o == k);
     let mut rows = Vec::new();
     let mut push = |key: &'static str, ms: (f64, f64), check: String| {
         eprintln!("{name:10} {key:22} {:9.2} ms (cpu {:.2})  {check}", ms.0, ms.1);
         rows.push(Row { input: name.to_string(), key, ms, check });
     };
 
-    let (ms, r) = time(|| connected_components(&mask, Connectivity::Full).expect("cc"));
-    push("cc_full", ms, exact(u32s(&r), u32s(&out("cc_full"))));
-    let (ms, r) = time(|| connected_components(&mask, Connectivity::Face).expect("cc"));
-    push("cc_face", ms, exact(u32s(&r), u32s(&out("cc_face"))));
-    let (ms, r) = time(|| distance_transform(&ctx, &mask, false).expect("edt"));
-    let want = read_stack::<f32>(&d.join("out_edt.tif"));
-    let diff = r
-        .pixels::<f32>()
-        .expect("f32")
-        .iter()
-        .zip(want.pixels::<f32>().expect("f32"))
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
-    push("edt", ms, format!("max abs diff {diff:.1e}"));
+    if want("cc_full") {
+        let (ms, r) = time(|| connected_components(&mask, Connectivity::Full).expect("cc"));
+        push("cc_full", ms, exact(u32s(&r), u32s(&out("cc_full"))));
+    }
+    if want("cc_face") {
+        let (ms, r) = time(|| connected_components(&mask, Connectivity::Face).expect("cc"));
+        push("cc_face", ms, exact(u32s(&r), u32s(&out("cc_face"))));
+    }
+    if want("edt") {
+        let (ms, r) = time(|| distance_transform(&ctx, &mask, false).expect("edt"));
+        let want = read_stack::<f32>(&d.join("out_edt.tif"));
+        let diff = r
+            .pixels::<f32>()
+            .expect("f32")
+            .iter()
+            .zip(want.pixels::<f32>().expect("f32"))
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        push("edt", ms, format!("max abs diff {diff:.1e}"));
+    }
     let so = SeedOpts { min_distance: md, threshold_abs: None, method: SeedMethod::LocalMax };
-    let (ms, r) = time(|| seeds(&ctx, &edt, Some(&cc), None, &so).expect("seeds"));
-    push("seeds", ms, exact(u32s(&r), u32s(&markers)));
+    if want("seeds") {
+        let (ms, r) = time(|| seeds(&ctx, &edt, Some(&cc), None, &so).expect("seeds"));
+        push("seeds", ms, exact(u32s(&r), u32s(&markers)));
+    }
     let ho = SeedOpts { method: SeedMethod::HMaxima { h: 1.0 }, ..so };
-    let (ms, r) = time(|| seeds(&ctx, &edt, None, None, &ho).expect("h-maxima"));
-    let hm: Vec<u8> = u32s(&r).iter().map(|&v| (v != 0) as u8).collect();
-    push("h_maxima", ms, format!("{} (as a mask)", exact(&hm, &out8("h_maxima"))));
+    if want("h_maxima") {
+        let (ms, r) = time(|| seeds(&ctx, &edt, None, None, &ho).expect("h-maxima"));
+        let hm: Vec<u8> = u32s(&r).iter().map(|&v| (v != 0) as u8).collect();
+        push("h_maxima", ms, format!("{} (as a mask)", exact(&hm, &out8("h_maxima"))));
+    }
     let wo = WatershedOpts { conn: Connectivity::Face, compactness: 0.0, invert: true };
-    let (ms, r) = time(|| watershed(&ctx, &edt, &markers, Some(&mask), wo).expect("watershed"));
-    let bad = label_mismatches(u32s(&r), u32s(&out("watershed")));
-    push(
-        "watershed",
-        ms,
-        format!("{bad} of {fg} fg px differ up to relabelling ({:.3} %)", 100.0 * bad as f64 / fg as f64),
-    );
+    if want("watershed") {
+        let (ms, r) = time(|| watershed(&ctx, &edt, &markers, Some(&mask), wo).expect("watershed"));
+        let bad = label_mismatches(u32s(&r), u32s(&out("watershed")));
+        push(
+            "watershed",
+            ms,
+            format!("{bad} of {fg} fg px differ up to relabelling ({:.3} %)", 100.0 * bad as f64 / fg as f64),
+        );
+    }
     let gaps: Vec<u32> = lab.iter().map(|&v| v * 3).collect();
-    let (ms, r) = time(|| relabel(&gaps, RelabelOrder::Ascending).0);
-    push("relabel", ms, exact(&r, u32s(&out("relabel"))));
-    let (ms, r) = time(|| boundaries(lab, sh, Connectivity::Face, BoundaryMode::Thick));
-    push("boundaries", ms, exact(&r, &out8("boundaries")));
-    let (ms, r) = time(|| expand_labels(lab, sh, 3.0, [1.0; 3]));
-    let want = out("expand");
-    let ties = r.iter().zip(u32s(&want)).filter(|(a, b)| a != b).count();
-    push("expand", ms, format!("{ties} px differ (equidistant ties)"));
-    let (ms, r) = time(|| clear_border(lab, sh, 0, true));
-    push("clear_border", ms, exact(&r, u32s(&out("clear_border"))));
+    if want("relabel") {
+        let (ms, r) = time(|| relabel(&gaps, RelabelOrder::Ascending).0);
+        push("relabel", ms, exact(&r, u32s(&out("relabel"))));
+    }
+    if want("boundaries") {
+        let (ms, r) = time(|| boundaries(lab, sh, Connectivity::Face, BoundaryMode::Thick));
+        push("boundaries", ms, exact(&r, &out8("boundaries")));
+    }
+    if want("expand") {
+        let (ms, r) = time(|| expand_labels(lab, sh, 3.0, [1.0; 3]));
+        let want = out("expand");
+        let ties = r.iter().zip(u32s(&want)).filter(|(a, b)| a != b).count();
+        push("expand", ms, format!("{ties} px differ (equidistant ties)"));
+    }
+    if want("clear_border") {
+        let (ms, r) = time(|| clear_border(lab, sh, 0, true));
+        push("clear_border", ms, exact(&r, u32s(&out("clear_border"))));
+    }
     let b2 = Structuring { footprint: Footprint::Ball, radius: 2.0, spacing: [1.0; 3] };
-    let (ms, r) = time(|| erode_mask(m, sh, &b2));
-    push("erode", ms, exact(&r, &out8("erode")));
-    let (ms, r) = time(|| dilate_mask(m, sh, &b2));
-    push("dilate", ms, exact(&r, &out8("dilate")));
-    let (ms, r) = time(|| open_mask(m, sh, &b2));
-    push("open", ms, exact(&r, &out8("open")));
-    let (ms, r) = time(|| close_mask(m, sh, &b2));
-    push("close", ms, exact(&r, &out8("close")));
-    let (ms, r) = time(|| fill_holes_mask(m, sh));
-    push("fill_holes", ms, exact(&r, &out8("fill_holes")));
-    let (ms, r) = time(|| remove_small_objects_mask(m, sh, 64, Connectivity::Face));
-    push("remove_small_objects", ms, exact(&r, &out8("remove_small_objects")));
-    let (ms, r) = time(|| remove_small_holes_mask(m, sh, 64, Connectivity::Face));
-    push("remove_small_holes", ms, exact(&r, &out8("remove_small_holes")));
+    if want("erode") {
+        let (ms, r) = time(|| erode_mask(m, sh, &b2));
+        push("erode", ms, exact(&r, &out8("erode")));
+    }
+    if want("dilate") {
+        let (ms, r) = time(|| dilate_mask(m, sh, &b2));
+        push("dilate", ms, exact(&r, &out8("dilate")));
+    }
+    if want("open") {
+        let (ms, r) = time(|| open_mask(m, sh, &b2));
+        push("open", ms, exact(&r, &out8("open")));
+    }
+    if want("close") {
+        let (ms, r) = time(|| close_mask(m, sh, &b2));
+        push("close", ms, exact(&r, &out8("close")));
+    }
+    if want("fill_holes") {
+        let (ms, r) = time(|| fill_holes_mask(m, sh));
+        push("fill_holes", ms, exact(&r, &out8("fill_holes")));
+    }
+    if want("remove_small_objects") {
+        let (ms, r) = time(|| remove_small_objects_mask(m, sh, 64, Connectivity::Face));
+        push("remove_small_objects", ms, exact(&r, &out8("remove_small_objects")));
+    }
+    if want("remove_small_holes") {
+        let (ms, r) = time(|| remove_small_holes_mask(m, sh, 64, Connectivity::Face));
+        push("remove_small_holes", ms, exact(&r, &out8("remove_small_holes")));
+    }
     rows
 }
 
@@ -154,6 +189,18 @@ fn main() {
         std::process::exit(2);
     };
     let md_out = args.iter().position(|a| a == "--md").and_then(|i| args.get(i + 1)).map(PathBuf::from);
+    // `--only KEY[,KEY…]` times only those ops (and inputs named there, e.g. `--only hela2d,erode`).
+    let only: Vec<String> = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .map(|s| s.split(',').map(str::to_string).collect())
+        .unwrap_or_default();
+    let inputs: Vec<&str> = ["cells3d", "hela2d"]
+        .into_iter()
+        .filter(|n| !only.iter().any(|o| o == "cells3d" || o == "hela2d") || only.iter().any(|o| o == n))
+        .collect();
+    let ops: Vec<String> = only.iter().filter(|o| *o != "cells3d" && *o != "hela2d").cloned().collect();
     let threads = rayon::current_num_threads();
     let mut table = String::new();
     table.push_str(
@@ -161,8 +208,8 @@ fn main() {
     );
     table.push_str("|---|---|---:|---:|---:|---:|---:|---:|---|\n");
     let mut worst = f64::INFINITY;
-    for name in ["cells3d", "hela2d"] {
-        let rows = bench_input(&dir, name);
+    for name in inputs {
+        let rows = bench_input(&dir, name, &ops);
         let t: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(dir.join(name).join("timing.json")).expect("timing"))
                 .expect("json");

@@ -125,68 +125,105 @@ fn ball_rows(shape: Shape3, st: &Structuring) -> Option<Vec<(isize, isize, u8)>>
 }
 
 /// Ball erosion (`erode`) or dilation by rows. A ball is a stack of x segments: row offset
-/// (dz, dy) with half-width k. So first each row's 1-D erosion (AND, dilation: OR) over
-/// |dx| ≤ k is built for every k the ball needs, incrementally (two shifted passes per step);
-/// then each output row is the AND (OR) of those rows at its (dz, dy) offsets. Every step is a
-/// whole-row byte operation the compiler vectorises. Outside the image is ignored (rows and
-/// pixels beyond the edge are skipped). Used for small balls; exact.
+/// (dz, dy) with half-width k. Each source row's 1-D erosion (AND; dilation: OR) over |dx| ≤ k
+/// is built for every k the ball needs, incrementally (two shifted passes per step); each output
+/// row is then the AND (OR) of those rows at its (dz, dy) offsets. Every step is a whole-row
+/// byte operation the compiler vectorises. Outside the image is ignored (rows and pixels beyond
+/// the edge are skipped). Used for small balls; exact.
+///
+/// The work is streamed: the output is cut into blocks of rows, and each block keeps the
+/// per-k rows of the source rows it reads in a small ring buffer (a few hundred KB, in cache)
+/// instead of writing whole per-k images to memory and reading them back; so the input is read
+/// once and the output written once. Small images (a 2-D frame) use few blocks, so thread
+/// start-up does not dominate.
 fn ball_by_rows(m: &[u8], shape: Shape3, pairs: &[(isize, isize, u8)], erode: bool) -> Vec<u8> {
+    if erode { ball_by_rows_op::<true>(m, shape, pairs) } else { ball_by_rows_op::<false>(m, shape, pairs) }
+}
+
+/// AND (erosion) or OR (dilation) of two 0/1 bytes.
+#[inline(always)]
+fn and_or<const ERODE: bool>(a: &mut u8, b: u8) {
+    if ERODE { *a &= b } else { *a |= b }
+}
+
+fn ball_by_rows_op<const ERODE: bool>(m: &[u8], shape: Shape3, pairs: &[(isize, isize, u8)]) -> Vec<u8> {
     let [d, h, w] = shape;
-    // Masks are 0/1 already (then no copy); anything else non-zero counts as 1.
-    let base: std::borrow::Cow<[u8]> =
-        if m.par_iter().all(|&v| v <= 1) { std::borrow::Cow::Borrowed(m) } else { std::borrow::Cow::Owned(to01(m)) };
-    let base: &[u8] = &base;
+    let rows = d * h;
+    let mut out = zeroed_vec::<u8>(m.len());
+    if m.is_empty() {
+        return out;
+    }
     let mut ks: Vec<u8> = pairs.iter().map(|p| p.2).collect();
+    ks.push(0);
     ks.sort_unstable();
     ks.dedup();
-    // levels[j]: rows combined over |dx| ≤ ks[j] (level of k = 0 is `base` itself).
-    let mut levels: Vec<Vec<u8>> = Vec::with_capacity(ks.len());
-    let mut prev_k = 0u8;
-    for &k in &ks {
-        if k == 0 {
-            levels.push(Vec::new());
-            continue;
-        }
-        let prev: &[u8] = levels.last().filter(|l| !l.is_empty()).map_or(base, |l| l.as_slice());
-        let mut lv = par_fill(m.len(), |i| prev[i]);
-        lv.par_chunks_mut(w).zip(base.par_chunks(w)).for_each(|(o, src)| {
-            for dx in (prev_k as usize + 1)..=(k as usize).min(w.saturating_sub(1)) {
-                // o[x] op= src[x + dx] and src[x − dx] where those exist.
-                if erode {
-                    o[..w - dx].iter_mut().zip(&src[dx..]).for_each(|(a, &b)| *a &= b);
-                    o[dx..].iter_mut().zip(&src[..w - dx]).for_each(|(a, &b)| *a &= b);
+    let nl = ks.len();
+    let level_of = |k: u8| ks.binary_search(&k).unwrap_or(0);
+    // (row offset in the raster order of rows, dz, dy, level) of every segment.
+    let segs: Vec<(isize, isize, isize, usize)> =
+        pairs.iter().map(|&(dz, dy, k)| (dz * h as isize + dy, dz, dy, level_of(k))).collect();
+    let reach = segs.iter().map(|s| s.0.unsigned_abs()).max().unwrap_or(0);
+    let ring = 2 * reach + 1;
+    // Blocks long enough that the recomputed halo (2·reach rows) is a small part of the work,
+    // a multiple of the thread count so the threads finish together.
+    let threads = rayon::current_num_threads().max(1);
+    let by_halo = rows / (8 * reach).max(64);
+    let mut blocks = by_halo.min(4 * threads).max(1);
+    if blocks > threads {
+        blocks -= blocks % threads;
+    }
+    let per = rows.div_ceil(blocks);
+    let block = |b: usize, o: &mut [u8]| {
+        let (r0, r1) = (b * per, ((b + 1) * per).min(rows));
+        // ring[slot][level]: the source row's per-k rows.
+        let mut buf = vec![0u8; ring * nl * w];
+        let mut next = r0.saturating_sub(reach); // first source row not yet in the ring
+        for r in r0..r1 {
+            let want = (r + reach).min(rows - 1);
+            while next <= want {
+                let slot = &mut buf[(next % ring) * nl * w..][..nl * w];
+                let src = &m[next * w..][..w];
+                let (l0, rest) = slot.split_at_mut(w);
+                l0.iter_mut().zip(src).for_each(|(a, &v)| *a = (v != 0) as u8);
+                let mut prev_k = 0usize;
+                let mut prev: &[u8] = l0;
+                for (j, lv) in rest.chunks_mut(w).enumerate() {
+                    let k = ks[j + 1] as usize;
+                    lv.copy_from_slice(prev);
+                    for dx in (prev_k + 1)..=k.min(w - 1) {
+                        // lv[x] op= l0[x + dx] and l0[x − dx] where those exist.
+                        lv[..w - dx].iter_mut().zip(&l0[dx..]).for_each(|(a, &b)| and_or::<ERODE>(a, b));
+                        lv[dx..].iter_mut().zip(&l0[..w - dx]).for_each(|(a, &b)| and_or::<ERODE>(a, b));
+                    }
+                    prev_k = k;
+                    prev = lv;
+                }
+                next += 1;
+            }
+            let (z, y) = ((r / h) as isize, (r % h) as isize);
+            let orow = &mut o[(r - r0) * w..][..w];
+            let mut first = true;
+            for &(off, dz, dy, j) in &segs {
+                let (nz, ny) = (z + dz, y + dy);
+                if nz < 0 || ny < 0 || nz >= d as isize || ny >= h as isize {
+                    continue;
+                }
+                let s = (r as isize + off) as usize;
+                let src = &buf[((s % ring) * nl + j) * w..][..w];
+                if first {
+                    orow.copy_from_slice(src);
+                    first = false;
                 } else {
-                    o[..w - dx].iter_mut().zip(&src[dx..]).for_each(|(a, &b)| *a |= b);
-                    o[dx..].iter_mut().zip(&src[..w - dx]).for_each(|(a, &b)| *a |= b);
+                    orow.iter_mut().zip(src).for_each(|(a, &b)| and_or::<ERODE>(a, b));
                 }
             }
-        });
-        levels.push(lv);
-        prev_k = k;
-    }
-    let level = |k: u8| -> &[u8] {
-        let j = ks.binary_search(&k).unwrap_or(0);
-        if levels[j].is_empty() { base } else { &levels[j] }
+        }
     };
-    let mut out = zeroed_vec::<u8>(m.len());
-    out.par_chunks_mut(w).enumerate().for_each(|(row, o)| {
-        let (z, y) = ((row / h) as isize, (row % h) as isize);
-        if erode {
-            o.fill(1);
-        }
-        for &(dz, dy, k) in pairs {
-            let (nz, ny) = (z + dz, y + dy);
-            if nz < 0 || ny < 0 || nz >= d as isize || ny >= h as isize {
-                continue;
-            }
-            let nr = &level(k)[(nz as usize * h + ny as usize) * w..][..w];
-            if erode {
-                o.iter_mut().zip(nr).for_each(|(a, &b)| *a &= b);
-            } else {
-                o.iter_mut().zip(nr).for_each(|(a, &b)| *a |= b);
-            }
-        }
-    });
+    if blocks == 1 {
+        block(0, &mut out);
+    } else {
+        out.par_chunks_mut(per * w).enumerate().for_each(|(b, o)| block(b, o));
+    }
     out
 }
 
@@ -519,7 +556,14 @@ mod tests {
     #[test]
     fn row_method_equals_distance_transform_method() {
         let mut x = 99u64;
-        for (shape, sp) in [([1, 40, 37], [1.0, 1.0, 1.0]), ([9, 21, 23], [2.0, 1.0, 0.7]), ([7, 15, 19], [1.0; 3])] {
+        // The last two shapes are cut into several streamed blocks (halo rows recomputed).
+        for (shape, sp) in [
+            ([1, 40, 37], [1.0, 1.0, 1.0]),
+            ([9, 21, 23], [2.0, 1.0, 0.7]),
+            ([7, 15, 19], [1.0; 3]),
+            ([1, 700, 9], [1.0; 3]),
+            ([48, 12, 7], [1.0; 3]),
+        ] {
             let n: usize = shape.iter().product();
             let m: Vec<u8> = (0..n)
                 .map(|_| {
