@@ -4,7 +4,7 @@
 #   bash app/gui/scripts/screenshots.sh [path/to/petri]
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
-PETRI=${1:-target/release/petri}
+PETRI=${1:-${CARGO_TARGET_DIR:-target}/release/petri}
 OUT=docs/images
 mkdir -p "$OUT"
 WORK=$(mktemp -d)
@@ -20,7 +20,7 @@ shot() {
     local name=$1
     shift
     rm -f "$WORK/layout.json"
-    env DISPLAY=$DISP -u WAYLAND_DISPLAY PETRI_CACHE_DIR="$WORK/cache" PETRI_CONFIG_DIR="$WORK/config" \
+    env -u WAYLAND_DISPLAY DISPLAY=$DISP PETRI_CACHE_DIR="$WORK/cache" PETRI_CONFIG_DIR="$WORK/config" \
         PETRI_GUI_LAYOUT="$WORK/layout.json" PETRI_GUI_EXIT_AFTER=120 "$@" "$PETRI" >"$WORK/$name.log" 2>&1 &
     local pid=$!
     for _ in $(seq 1 240); do

@@ -21,13 +21,26 @@ use crate::viewer::{self, ImageMsg, ImageView, PlaneSel};
 pub enum Message {
     Canvas(CanvasMsg),
     Finder(FinderMsg),
-    Param { node: String, name: String, edit: ParamEdit },
+    Param {
+        node: String,
+        name: String,
+        edit: ParamEdit,
+    },
     /// Open a file dialog for a path parameter.
-    Browse { node: String, name: String },
-    Picked { node: String, name: String, path: Option<PathBuf> },
+    Browse {
+        node: String,
+        name: String,
+    },
+    Picked {
+        node: String,
+        name: String,
+        path: Option<PathBuf>,
+    },
     RenameInput(String),
     RenameSubmit,
-    Run { to_selected: bool },
+    Run {
+        to_selected: bool,
+    },
     Cancel,
     RunMsg(RunMsg),
     File(FileMsg),
@@ -45,6 +58,9 @@ pub enum Message {
 pub enum FinderMsg {
     Query(String),
     Pick(String),
+    /// Move the highlighted result up or down (arrow keys).
+    Move(i32),
+    /// Add the highlighted result (Enter).
     Submit,
     Close,
 }
@@ -138,6 +154,8 @@ pub enum Pending {
 
 pub struct Finder {
     pub query: String,
+    /// The result Enter adds (moved with the arrow keys).
+    pub highlight: usize,
     pub world: Pt,
     pub screen: (f32, f32),
 }
@@ -168,6 +186,9 @@ pub struct ViewerState {
     pub view: ImageView,
     pub hover: Option<(usize, usize)>,
     pub rendered: Option<Rendered>,
+    /// The value range of the last stack shown, by buffer address and length: moving the Z
+    /// or T slider of a large stack does not scan the whole stack again.
+    pub range_cache: Option<((usize, usize), (f64, f64))>,
 }
 
 pub struct App {
@@ -199,8 +220,17 @@ pub struct App {
     pub metrics: BTreeMap<String, BTreeMap<String, Vec<(u64, f64)>>>,
     pub log: Vec<String>,
     pub active: Option<ActiveRun>,
-    /// Events of runs with a smaller id than this are older than the latest edit: ignored.
+    /// The id the next run gets, taken at the latest edit that made something stale: a run
+    /// with a smaller id started before that edit.
     pub edit_mark: u64,
+    /// Per node, the same mark taken when an edit last made it stale: events about a node
+    /// from a run started before that are ignored (they describe the graph as it was), while
+    /// the same run's events about nodes the edit did not touch still count (a training
+    /// node keeps its live curves while you edit a branch after it).
+    pub stale_since: BTreeMap<String, u64>,
+    /// Events of runs with a smaller id than this are ignored altogether (another graph was
+    /// opened since they started).
+    pub run_floor: u64,
     pub finder: Option<Finder>,
     pub clipboard: Option<Clip>,
     pub status: String,
@@ -218,6 +248,8 @@ pub struct App {
 }
 
 pub const FINDER_INPUT: &str = "finder-input";
+/// How many results the node finder lists.
+pub const FINDER_SHOWN: usize = 12;
 const LOG_MAX: usize = 2000;
 
 impl App {
@@ -252,6 +284,8 @@ impl App {
             log: Vec::new(),
             active: None,
             edit_mark: 0,
+            stale_since: BTreeMap::new(),
+            run_floor: 0,
             finder: None,
             clipboard: None,
             status: String::new(),
@@ -266,6 +300,7 @@ impl App {
             disk_cache_dir: None,
         };
         app.edit_mark = app.engine.next_run_id();
+        app.run_floor = app.edit_mark;
         app.graph_changed();
         app.fit();
         app
@@ -322,7 +357,11 @@ impl App {
             // (ring) and in the inspector, but the card is not outlined in red for it.
             let Some(node) = d.node.clone() else { continue };
             let is_param = d.field.as_ref().is_some_and(|f| {
-                self.doc.nodes.get(&node).and_then(|n| self.registry().spec(&n.type_id)).is_some_and(|s| s.param_spec(f).is_some())
+                self.doc
+                    .nodes
+                    .get(&node)
+                    .and_then(|n| self.registry().spec(&n.type_id))
+                    .is_some_and(|s| s.param_spec(f).is_some())
             });
             if is_param {
                 if let Some(f) = &d.field {
@@ -356,9 +395,11 @@ impl App {
             for id in &stale {
                 self.states.insert(id.clone(), NodeState::Stale);
                 self.keys.remove(id);
+                self.stale_since.insert(id.clone(), self.edit_mark);
             }
         }
         self.states.retain(|id, _| self.doc.nodes.contains_key(id));
+        self.stale_since.retain(|id, _| self.doc.nodes.contains_key(id));
         self.dirty = true;
         self.graph_changed();
         self.refresh_image();
@@ -515,7 +556,8 @@ impl App {
                 self.view_changed();
             }
             CanvasMsg::OpenFinder { world, screen } => {
-                self.finder = Some(Finder { query: String::new(), world: Pt::new(world.0, world.1), screen });
+                self.finder =
+                    Some(Finder { query: String::new(), highlight: 0, world: Pt::new(world.0, world.1), screen });
                 return iced::widget::operation::focus(FINDER_INPUT);
             }
             CanvasMsg::Resized { x, y, w, h } => {
@@ -559,12 +601,25 @@ impl App {
             FinderMsg::Query(q) => {
                 if let Some(f) = &mut self.finder {
                     f.query = q;
+                    f.highlight = 0;
                 }
             }
             FinderMsg::Pick(type_id) => self.add_node_from_finder(&type_id),
+            FinderMsg::Move(d) => {
+                if let Some(f) = &self.finder {
+                    let n = model::search(self.registry(), &f.query).len().min(FINDER_SHOWN);
+                    let h = (f.highlight as i64 + d as i64).clamp(0, n.saturating_sub(1) as i64) as usize;
+                    if let Some(f) = &mut self.finder {
+                        f.highlight = h;
+                    }
+                }
+            }
             FinderMsg::Submit => {
-                let first = self.finder.as_ref().and_then(|f| model::search(self.registry(), &f.query).first().map(|s| s.type_id.clone()));
-                if let Some(t) = first {
+                let chosen = self.finder.as_ref().and_then(|f| {
+                    let results = model::search(self.registry(), &f.query);
+                    results.get(f.highlight).or(results.first()).map(|s| s.type_id.clone())
+                });
+                if let Some(t) = chosen {
                     self.add_node_from_finder(&t);
                 }
             }
@@ -587,7 +642,9 @@ impl App {
     }
 
     fn on_param(&mut self, node: String, name: String, edit: ParamEdit) {
-        let Some(spec) = self.doc.nodes.get(&node).and_then(|n| self.registry().spec(&n.type_id)).cloned() else { return };
+        let Some(spec) = self.doc.nodes.get(&node).and_then(|n| self.registry().spec(&n.type_id)).cloned() else {
+            return;
+        };
         let Some(p) = spec.param_spec(&name).cloned() else { return };
         let key = (node.clone(), name.clone());
         let parsed = match edit {
@@ -617,26 +674,39 @@ impl App {
     }
 
     fn browse(&mut self, node: String, name: String) -> Task<Message> {
-        let Some(p) = self.doc.nodes.get(&node).and_then(|n| self.registry().spec(&n.type_id)).and_then(|s| s.param_spec(&name)).cloned()
+        let Some(p) = self
+            .doc
+            .nodes
+            .get(&node)
+            .and_then(|n| self.registry().spec(&n.type_id))
+            .and_then(|s| s.param_spec(&name))
+            .cloned()
         else {
             return Task::none();
         };
         let ParamKind::Path { mode, filters } = &p.kind else { return Task::none() };
-        let mut dialog = rfd::AsyncFileDialog::new().set_title(format!("{node}: {name}")).set_directory(self.graph_dir());
+        let mut dialog =
+            rfd::AsyncFileDialog::new().set_title(format!("{node}: {name}")).set_directory(self.graph_dir());
         if !filters.is_empty() {
             dialog = dialog.add_filter(filters.join(", "), filters.as_slice());
         }
         let (n2, p2) = (node.clone(), name.clone());
         match mode {
-            PathMode::Read { folder: true } => Task::perform(async move { dialog.pick_folder().await.map(|h| h.path().to_path_buf()) }, move |path| {
-                Message::Picked { node: n2.clone(), name: p2.clone(), path }
-            }),
-            PathMode::Read { folder: false } => Task::perform(async move { dialog.pick_file().await.map(|h| h.path().to_path_buf()) }, move |path| {
-                Message::Picked { node: n2.clone(), name: p2.clone(), path }
-            }),
-            PathMode::Write => Task::perform(async move { dialog.save_file().await.map(|h| h.path().to_path_buf()) }, move |path| {
-                Message::Picked { node: n2.clone(), name: p2.clone(), path }
-            }),
+            PathMode::Read { folder: true } => {
+                Task::perform(async move { dialog.pick_folder().await.map(|h| h.path().to_path_buf()) }, move |path| {
+                    Message::Picked { node: n2.clone(), name: p2.clone(), path }
+                })
+            }
+            PathMode::Read { folder: false } => {
+                Task::perform(async move { dialog.pick_file().await.map(|h| h.path().to_path_buf()) }, move |path| {
+                    Message::Picked { node: n2.clone(), name: p2.clone(), path }
+                })
+            }
+            PathMode::Write => {
+                Task::perform(async move { dialog.save_file().await.map(|h| h.path().to_path_buf()) }, move |path| {
+                    Message::Picked { node: n2.clone(), name: p2.clone(), path }
+                })
+            }
         }
     }
 
@@ -660,6 +730,17 @@ impl App {
                 if let Some(m) = self.metrics.remove(&old) {
                     self.metrics.insert(new.clone(), m);
                 }
+                // A run going on knows the node by its old name: what it says about it is
+                // not applied to the renamed node.
+                self.stale_since.remove(&old);
+                if self.active.is_some() {
+                    let mark = self.engine.next_run_id();
+                    self.stale_since.insert(new.clone(), mark);
+                    if self.states.get(&new).is_some_and(|s| matches!(s, NodeState::Queued | NodeState::Running { .. }))
+                    {
+                        self.states.insert(new.clone(), NodeState::Stale);
+                    }
+                }
                 self.selection = [new.clone()].into();
                 self.dirty = true;
                 self.graph_changed();
@@ -682,7 +763,10 @@ impl App {
 
     /// Starts a run; its events arrive on the returned stream (None: nothing started, and
     /// the reason is in the status bar and the log).
-    pub fn start_run_stream(&mut self, to_selected: bool) -> Option<iced::futures::channel::mpsc::UnboundedReceiver<RunMsg>> {
+    pub fn start_run_stream(
+        &mut self,
+        to_selected: bool,
+    ) -> Option<iced::futures::channel::mpsc::UnboundedReceiver<RunMsg>> {
         if self.active.is_some() {
             self.say("A run is already going on (Cancel stops it).");
             return None;
@@ -701,7 +785,10 @@ impl App {
                 for d in diags {
                     self.push_log(format!("cannot run: {d}"));
                 }
-                self.status = format!("Cannot run: {n} problem{} (red cards; details in the inspector and the log)", if n == 1 { "" } else { "s" });
+                self.status = format!(
+                    "Cannot run: {n} problem{} (red cards; details in the inspector and the log)",
+                    if n == 1 { "" } else { "s" }
+                );
                 self.panel = Panel::Log;
                 return None;
             }
@@ -721,44 +808,100 @@ impl App {
         Some(run::spawn(self.engine.clone(), compiled, opts, runid))
     }
 
+    /// Whether what run `run` says about `node` still describes the graph.
+    fn current_for(&self, run: u64, node: &str) -> bool {
+        run >= self.run_floor
+            && self.doc.nodes.contains_key(node)
+            && self.stale_since.get(node).is_none_or(|&m| run >= m)
+    }
+
     pub fn on_run_msg(&mut self, m: RunMsg) {
         match m {
             RunMsg::Event(ev) => {
-                if ev.run() < self.edit_mark {
-                    return; // older than the latest edit: describes another graph
+                let run = ev.run();
+                if run < self.run_floor {
+                    return; // a run of a graph that is no longer open
                 }
-                if let petri_engine::Event::NodeMetric { node, name, step, value, .. } = &ev {
-                    self.metrics.entry(node.clone()).or_default().entry(name.clone()).or_default().push((*step, *value));
+                use petri_engine::Event as E;
+                let ev = match ev {
+                    // Only the nodes no edit has touched since the run started.
+                    E::RunStarted { run, to_run, cached, blocked } => {
+                        let keep =
+                            |v: Vec<String>| v.into_iter().filter(|n| self.current_for(run, n)).collect::<Vec<_>>();
+                        E::RunStarted { run, to_run: keep(to_run), cached: keep(cached), blocked: keep(blocked) }
+                    }
+                    E::RunFinished { .. } => ev,
+                    E::NodeLog { ref node, .. } if node.is_empty() => ev,
+                    E::NodeStarted { ref node, .. }
+                    | E::NodeProgress { ref node, .. }
+                    | E::NodeMetric { ref node, .. }
+                    | E::NodeLog { ref node, .. }
+                    | E::NodeFinished { ref node, .. }
+                    | E::NodeCached { ref node, .. }
+                    | E::NodeFailed { ref node, .. }
+                    | E::NodeSkipped { ref node, .. } => {
+                        if !self.current_for(run, node) {
+                            return; // older than the latest edit of this node: another graph
+                        }
+                        ev
+                    }
+                };
+                if let E::NodeMetric { node, name, step, value, .. } = &ev {
+                    self.metrics
+                        .entry(node.clone())
+                        .or_default()
+                        .entry(name.clone())
+                        .or_default()
+                        .push((*step, *value));
                 }
-                if let petri_engine::Event::NodeStarted { node, .. } = &ev {
+                if let E::NodeStarted { node, .. } = &ev {
                     // A node starting again starts fresh curves.
                     self.metrics.remove(node);
                 }
                 if let Some(line) = run::apply_event(&mut self.states, &ev) {
                     self.push_log(line);
                 }
-                self.redraw();
+                // Metrics and log lines change no card: the cached canvas layer stays.
+                if !matches!(ev, E::NodeMetric { .. } | E::NodeLog { .. }) {
+                    self.redraw();
+                }
             }
             RunMsg::Done(report) => {
                 if self.active.as_ref().is_some_and(|a| a.run == report.run) {
                     self.active = None;
                 }
-                if report.run < self.edit_mark {
-                    self.status = "The graph changed during the run: run again to bring it up to date.".into();
+                if report.run < self.run_floor {
                     return;
                 }
+                if report.cancelled {
+                    // Nodes a cancelled run stopped or never reached (also those skipped
+                    // because a cancelled node is their input) simply have no result yet.
+                    for n in &report.nodes {
+                        let stopped = n.status == petri_engine::NodeStatus::Skipped
+                            || n.failure == Some(petri_engine::FailureKind::Cancelled);
+                        if stopped && self.current_for(report.run, &n.id) {
+                            self.states.insert(n.id.clone(), NodeState::Stale);
+                        }
+                    }
+                }
                 for (id, k) in &report.keys {
-                    if self.states.get(id).is_some_and(NodeState::has_result) {
+                    if self.current_for(report.run, id) && self.states.get(id).is_some_and(NodeState::has_result) {
                         self.keys.insert(id.clone(), *k);
                     }
                 }
-                self.status = if report.ok {
+                self.status = if report.run < self.edit_mark {
+                    "The graph changed during the run: the nodes you edited (and what follows them) are stale; run again to bring them up to date.".into()
+                } else if report.ok {
                     format!("Run finished in {:.2} s", report.seconds)
                 } else if report.cancelled {
                     "Run cancelled".into()
                 } else {
-                    let failed: Vec<&str> =
-                        report.nodes.iter().filter(|n| n.status == petri_engine::NodeStatus::Failed).map(|n| n.id.as_str()).collect();
+                    let failed: Vec<&str> = report
+                        .nodes
+                        .iter()
+                        .filter(|n| n.status == petri_engine::NodeStatus::Failed)
+                        .map(|n| n.id.as_str())
+                        .collect();
                     format!("Run failed: {} (see the log)", failed.join(", "))
                 };
                 self.redraw();
@@ -820,7 +963,7 @@ impl App {
                 return;
             }
         }
-        self.refresh_image();
+        self.render_view();
     }
 
     /// The output port the viewer shows for the selected node.
@@ -835,6 +978,13 @@ impl App {
 
     /// Renders the plane the viewer shows (only when something it depends on changed).
     pub fn refresh_image(&mut self) {
+        // The results may have changed: a new stack may even reuse the old one's memory.
+        self.viewer.range_cache = None;
+        self.render_view();
+    }
+
+    /// Renders again after a change of plane, channel, contrast or opacity (same stacks).
+    fn render_view(&mut self) {
         self.viewer.rendered = None;
         let Some(id) = self.single_selected() else { return };
         let Some(outputs) = self.outputs_of(&id) else { return };
@@ -842,7 +992,8 @@ impl App {
         let Some(out) = outputs.get(&port) else { return };
         let Some(out_stack) = out.as_stack() else { return };
         let input = self.input_of(&id);
-        let in_stack = input.as_ref().and_then(|v| v.as_stack()).filter(|s| s.y() == out_stack.y() && s.x() == out_stack.x());
+        let in_stack =
+            input.as_ref().and_then(|v| v.as_stack()).filter(|s| s.y() == out_stack.y() && s.x() == out_stack.x());
         let is_labels = matches!(out, Value::Labels(_) | Value::Mask(_));
         let source = match self.viewer.source {
             Source::Input if in_stack.is_none() => Source::Output,
@@ -855,15 +1006,27 @@ impl App {
         sel.c = sel.c.min(shown.c() - 1);
         sel.z = sel.z.min(shown.z() - 1);
         self.viewer.sel = Some(sel);
-        let range = shown.min_max().unwrap_or((0.0, 1.0));
+        let id_of = |s: &petri_api::Stack| petri_api::with_pixels!(s.buffer(), px => (px.as_ptr() as usize, px.len()));
+        let range = match self.viewer.range_cache {
+            Some((k, r)) if k == id_of(shown) => r,
+            _ => {
+                let r = shown.min_max().unwrap_or((0.0, 1.0));
+                self.viewer.range_cache = Some((id_of(shown), r));
+                r
+            }
+        };
         let (w, h) = (shown.x(), shown.y());
         let rgba = match (source, is_labels) {
             (Source::Overlay, _) => {
                 let base = in_stack.unwrap_or(out_stack);
-                let bsel = PlaneSel { t: sel.t.min(base.t() - 1), c: sel.c.min(base.c() - 1), z: sel.z.min(base.z() - 1) };
+                let bsel =
+                    PlaneSel { t: sel.t.min(base.t() - 1), c: sel.c.min(base.c() - 1), z: sel.z.min(base.z() - 1) };
                 let (lo, hi) = self.contrast(base, bsel);
                 let mut img = viewer::render_gray(base, bsel, lo, hi);
-                let top = viewer::render_labels(out_stack, PlaneSel { t: sel.t.min(out_stack.t() - 1), c: 0, z: sel.z.min(out_stack.z() - 1) });
+                let top = viewer::render_labels(
+                    out_stack,
+                    PlaneSel { t: sel.t.min(out_stack.t() - 1), c: 0, z: sel.z.min(out_stack.z() - 1) },
+                );
                 viewer::blend(&mut img, &top, self.viewer.opacity);
                 img
             }
@@ -912,7 +1075,11 @@ impl App {
             EditMsg::Copy => {
                 if !self.selection.is_empty() {
                     self.clipboard = Some(model::copy(&self.doc, &self.selection));
-                    self.status = format!("Copied {} node{}", self.selection.len(), if self.selection.len() == 1 { "" } else { "s" });
+                    self.status = format!(
+                        "Copied {} node{}",
+                        self.selection.len(),
+                        if self.selection.len() == 1 { "" } else { "s" }
+                    );
                 }
             }
             EditMsg::Paste => {
@@ -1034,7 +1201,8 @@ impl App {
                 self.say("New graph: press Tab or double-click the canvas to add a node.");
             }
             Pending::Open => {
-                let dialog = rfd::AsyncFileDialog::new().add_filter("Petri graph", &["ron"]).set_directory(self.graph_dir());
+                let dialog =
+                    rfd::AsyncFileDialog::new().add_filter("Petri graph", &["ron"]).set_directory(self.graph_dir());
                 return Task::perform(async move { dialog.pick_file().await.map(|h| h.path().to_path_buf()) }, |p| {
                     Message::File(FileMsg::OpenPicked(p))
                 });
@@ -1065,6 +1233,8 @@ impl App {
         self.param_problems.clear();
         self.finder = None;
         self.edit_mark = self.engine.next_run_id();
+        self.run_floor = self.edit_mark;
+        self.stale_since.clear();
         self.graph_changed();
         self.refresh_image();
         self.fit();
@@ -1104,7 +1274,10 @@ impl App {
     fn save_as_dialog(&mut self) -> Task<Message> {
         let name = files::display_name(self.path.as_deref(), &self.name_hint.replace(" (example)", ""));
         let name = if name.ends_with(".ron") { name } else { format!("{name}.ron") };
-        let dialog = rfd::AsyncFileDialog::new().add_filter("Petri graph", &["ron"]).set_file_name(name).set_directory(self.graph_dir());
+        let dialog = rfd::AsyncFileDialog::new()
+            .add_filter("Petri graph", &["ron"])
+            .set_file_name(name)
+            .set_directory(self.graph_dir());
         Task::perform(async move { dialog.save_file().await.map(|h| h.path().to_path_buf()) }, |p| {
             Message::File(FileMsg::SaveAsPicked(p))
         })
@@ -1190,6 +1363,9 @@ pub fn shortcut(key: &keyboard::Key, m: keyboard::Modifiers) -> Option<Message> 
         Key::Named(Named::Enter) if ctrl => Message::Run { to_selected: m.shift() },
         Key::Named(Named::Delete | Named::Backspace) if !ctrl => Message::Edit(EditMsg::Delete),
         Key::Named(Named::Escape) => Message::Edit(EditMsg::Escape),
+        // Move through the node finder's results (ignored when it is closed).
+        Key::Named(Named::ArrowDown) if !ctrl => Message::Finder(FinderMsg::Move(1)),
+        Key::Named(Named::ArrowUp) if !ctrl => Message::Finder(FinderMsg::Move(-1)),
         _ => return None,
     };
     Some(msg)

@@ -20,21 +20,48 @@ use crate::run::NodeState;
 #[derive(Clone, Debug, PartialEq)]
 pub enum CanvasMsg {
     /// A press on a card (`additive`: with Shift).
-    PressNode { id: String, additive: bool },
+    PressNode {
+        id: String,
+        additive: bool,
+    },
     SelectWire(Edge),
     ClearSelection,
-    BoxSelect { ids: BTreeSet<String>, additive: bool },
+    BoxSelect {
+        ids: BTreeSet<String>,
+        additive: bool,
+    },
     /// Selected cards dragged by a world-space delta.
-    DragBy { dx: f32, dy: f32 },
+    DragBy {
+        dx: f32,
+        dy: f32,
+    },
     DragEnd,
-    TryConnect { a: PortEnd, b: PortEnd },
+    TryConnect {
+        a: PortEnd,
+        b: PortEnd,
+    },
     Refused(String),
-    Pan { dx: f32, dy: f32 },
-    Zoom { factor: f32, x: f32, y: f32 },
+    Pan {
+        dx: f32,
+        dy: f32,
+    },
+    Zoom {
+        factor: f32,
+        x: f32,
+        y: f32,
+    },
     /// Open the node finder; `world` is where the new node goes, `screen` where the finder shows.
-    OpenFinder { world: (f32, f32), screen: (f32, f32) },
+    OpenFinder {
+        world: (f32, f32),
+        screen: (f32, f32),
+    },
     /// The canvas moved or changed size (fit-to-view and the finder need it).
-    Resized { x: f32, y: f32, w: f32, h: f32 },
+    Resized {
+        x: f32,
+        y: f32,
+        w: f32,
+        h: f32,
+    },
 }
 
 /// Everything the canvas shows; borrowed from the App for one frame.
@@ -66,10 +93,22 @@ pub struct Interaction {
 enum Mode {
     #[default]
     Idle,
-    Drag { last: Pt, moved: bool },
-    Wire { from: PortEnd, at: Point },
-    Pan { last: Point },
-    Box { start: Point, now: Point, additive: bool },
+    Drag {
+        last: Pt,
+        moved: bool,
+    },
+    Wire {
+        from: PortEnd,
+        at: Point,
+    },
+    Pan {
+        last: Point,
+    },
+    Box {
+        start: Point,
+        now: Point,
+        additive: bool,
+    },
 }
 
 const DOUBLE_CLICK: Duration = Duration::from_millis(400);
@@ -203,9 +242,15 @@ pub fn draw_graph(frame: &mut Frame, g: &GraphCanvas<'_>, size: Size) {
             .map(|p| p.ty);
         let selected = g.selected_wire == Some(e);
         let color = if selected { SELECT } else { port_color(ty) };
-        frame.stroke(&wire_path(a, b), Stroke::default().with_color(color).with_width(if selected { 4.0 } else { 2.0 } * z.max(0.5)));
+        frame.stroke(
+            &wire_path(a, b),
+            Stroke::default().with_color(color).with_width(if selected { 4.0 } else { 2.0 } * z.max(0.5)),
+        );
     }
     let show_text = z >= 0.35;
+    // Connected inputs, once per frame (not a scan of every wire per port).
+    let connected: std::collections::HashSet<(&str, &str)> =
+        g.doc.edges.iter().map(|e| (e.to.node.as_str(), e.to.port.as_str())).collect();
     for c in g.cards.values() {
         let r = v.rect_to_screen(&c.rect);
         if !screen.intersects(&r) {
@@ -222,11 +267,15 @@ pub fn draw_graph(frame: &mut Frame, g: &GraphCanvas<'_>, size: Size) {
         );
         frame.fill(&header, category_color(&g.node_category(&c.id)));
         // Outline: selection, else problems/failure in red.
-        let failed = matches!(state, Some(NodeState::Failed(_))) || g.problems.get(&c.id).is_some_and(|p| !p.is_empty());
+        let failed =
+            matches!(state, Some(NodeState::Failed(_))) || g.problems.get(&c.id).is_some_and(|p| !p.is_empty());
         if g.selection.contains(&c.id) {
             frame.stroke(&body, Stroke::default().with_color(SELECT).with_width(3.0));
         } else if failed {
-            frame.stroke(&body, Stroke::default().with_color(state_color(Some(&NodeState::Failed(String::new())))).with_width(2.0));
+            frame.stroke(
+                &body,
+                Stroke::default().with_color(state_color(Some(&NodeState::Failed(String::new())))).with_width(2.0),
+            );
         }
         // Status badge.
         let badge = Point::new(r.x + r.w - 10.0 * z, r.y + layout::HEADER_H * z / 2.0);
@@ -254,8 +303,11 @@ pub fn draw_graph(frame: &mut Frame, g: &GraphCanvas<'_>, size: Size) {
         for p in c.inputs.iter().chain(&c.outputs) {
             let s = v.to_screen(p.pos);
             frame.fill(&Path::circle(point(s), layout::PORT_R * z), port_color(p.ty));
-            if p.required && !p.output && !g.doc.edges.iter().any(|e| e.to.node == c.id && e.to.port == p.name) {
-                frame.stroke(&Path::circle(point(s), layout::PORT_R * z + 2.0), Stroke::default().with_color(SELECT).with_width(1.5));
+            if p.required && !p.output && !connected.contains(&(c.id.as_str(), p.name.as_str())) {
+                frame.stroke(
+                    &Path::circle(point(s), layout::PORT_R * z + 2.0),
+                    Stroke::default().with_color(SELECT).with_width(1.5),
+                );
             }
             if show_text {
                 let (x, align) = if p.output {
@@ -312,8 +364,39 @@ impl GraphCanvas<'_> {
                                 Stroke::default().with_color(Color::from_rgb8(0x7c, 0xfc, 0x7c)).with_width(3.0),
                             );
                         } else {
-                            frame.fill(&Path::circle(point(s), layout::PORT_R * v.zoom + 1.0), Color { a: 0.6, ..BACKGROUND });
+                            frame.fill(
+                                &Path::circle(point(s), layout::PORT_R * v.zoom + 1.0),
+                                Color { a: 0.6, ..BACKGROUND },
+                            );
                         }
+                    }
+                }
+                // Over a port or card that cannot take this wire: say why, beside the cursor.
+                let h = layout::hit(self.cards, &self.doc.edges, v.to_world(pt(*at)), self.tol());
+                let elsewhere = match &h {
+                    Hit::Port { node, .. } | Hit::Node(node) => *node != from.node,
+                    _ => false,
+                };
+                let verdict = self
+                    .drop_target(from, &h)
+                    .and_then(|to| layout::check_connection(self.doc, self.registry, from, &to).map(|_| ()));
+                if let (true, Err(reason)) = (elsewhere, verdict) {
+                    if !reason.is_empty() {
+                        let text = format!("✗ {reason}");
+                        let w = (text.chars().count() as f32 * 6.6 + 14.0).min(520.0);
+                        let (x, y) = (at.x + 14.0, at.y + 12.0);
+                        frame.fill_rectangle(
+                            Point::new(x, y),
+                            Size::new(w, 22.0),
+                            Color::from_rgba(0.35, 0.08, 0.08, 0.92),
+                        );
+                        frame.fill_text(Text {
+                            content: text,
+                            position: Point::new(x + 7.0, y + 4.0),
+                            color: TEXT,
+                            size: Pixels(12.0),
+                            ..Text::default()
+                        });
                     }
                 }
             }
@@ -347,7 +430,8 @@ impl GraphCanvas<'_> {
                         }
                     }
                 }
-                Err(first_err.unwrap_or_else(|| format!("'{id}' has no {}", if from.output { "inputs" } else { "outputs" })))
+                Err(first_err
+                    .unwrap_or_else(|| format!("'{id}' has no {}", if from.output { "inputs" } else { "outputs" })))
             }
             _ => Err(String::new()),
         }
@@ -357,11 +441,22 @@ impl GraphCanvas<'_> {
 impl Program<CanvasMsg> for GraphCanvas<'_> {
     type State = Interaction;
 
-    fn update(&self, state: &mut Interaction, event: &Event, bounds: Rectangle, cursor: Cursor) -> Option<Action<CanvasMsg>> {
+    fn update(
+        &self,
+        state: &mut Interaction,
+        event: &Event,
+        bounds: Rectangle,
+        cursor: Cursor,
+    ) -> Option<Action<CanvasMsg>> {
         if (bounds.x, bounds.y, bounds.width, bounds.height) != self.known_bounds && bounds.width > 0.0 {
             // Tell the App where the canvas is once it changes (fit-to-view and the finder need it).
             if !matches!(event, Event::Mouse(mouse::Event::ButtonPressed(_))) {
-                return Some(Action::publish(CanvasMsg::Resized { x: bounds.x, y: bounds.y, w: bounds.width, h: bounds.height }));
+                return Some(Action::publish(CanvasMsg::Resized {
+                    x: bounds.x,
+                    y: bounds.y,
+                    w: bounds.width,
+                    h: bounds.height,
+                }));
             }
         }
         let pos = cursor.position_in(bounds);
@@ -383,7 +478,10 @@ impl Program<CanvasMsg> for GraphCanvas<'_> {
                 }
                 _ => None,
             },
-            Event::Keyboard(keyboard::Event::KeyReleased { key: keyboard::Key::Named(keyboard::key::Named::Space), .. }) => {
+            Event::Keyboard(keyboard::Event::KeyReleased {
+                key: keyboard::Key::Named(keyboard::key::Named::Space),
+                ..
+            }) => {
                 state.space = false;
                 None
             }
@@ -398,9 +496,7 @@ impl Program<CanvasMsg> for GraphCanvas<'_> {
                     state.mode = Mode::Pan { last: p };
                     return Some(Action::capture());
                 }
-                let double = state
-                    .last_click
-                    .is_some_and(|(t, q)| t.elapsed() < DOUBLE_CLICK && q.distance(p) < 6.0);
+                let double = state.last_click.is_some_and(|(t, q)| t.elapsed() < DOUBLE_CLICK && q.distance(p) < 6.0);
                 state.last_click = Some((Instant::now(), p));
                 let w = v.to_world(pt(p));
                 match layout::hit(self.cards, &self.doc.edges, w, self.tol()) {
@@ -415,7 +511,10 @@ impl Program<CanvasMsg> for GraphCanvas<'_> {
                     Hit::Wire(e) => Some(Action::publish(CanvasMsg::SelectWire(e)).and_capture()),
                     Hit::Empty if double => {
                         state.mode = Mode::Idle;
-                        Some(Action::publish(CanvasMsg::OpenFinder { world: (w.x, w.y), screen: (p.x, p.y) }).and_capture())
+                        Some(
+                            Action::publish(CanvasMsg::OpenFinder { world: (w.x, w.y), screen: (p.x, p.y) })
+                                .and_capture(),
+                        )
                     }
                     Hit::Empty => {
                         state.mode = Mode::Box { start: p, now: p, additive: state.shift };
@@ -468,10 +567,17 @@ impl Program<CanvasMsg> for GraphCanvas<'_> {
                     Mode::Box { start, now, additive } => {
                         let r = Rect::from_corners(pt(start), pt(now));
                         if r.w < 4.0 && r.h < 4.0 {
-                            return Some(if additive { Action::request_redraw() } else { Action::publish(CanvasMsg::ClearSelection) });
+                            return Some(if additive {
+                                Action::request_redraw()
+                            } else {
+                                Action::publish(CanvasMsg::ClearSelection)
+                            });
                         }
                         let world = Rect::from_corners(v.to_world(pt(start)), v.to_world(pt(now)));
-                        Some(Action::publish(CanvasMsg::BoxSelect { ids: layout::in_box(self.cards, &world), additive }))
+                        Some(Action::publish(CanvasMsg::BoxSelect {
+                            ids: layout::in_box(self.cards, &world),
+                            additive,
+                        }))
                     }
                 }
             }
@@ -488,7 +594,14 @@ impl Program<CanvasMsg> for GraphCanvas<'_> {
         }
     }
 
-    fn draw(&self, state: &Interaction, renderer: &Renderer, _theme: &Theme, bounds: Rectangle, _cursor: Cursor) -> Vec<Geometry> {
+    fn draw(
+        &self,
+        state: &Interaction,
+        renderer: &Renderer,
+        _theme: &Theme,
+        bounds: Rectangle,
+        _cursor: Cursor,
+    ) -> Vec<Geometry> {
         let size = bounds.size();
         let grid = self.grid_cache.draw(renderer, size, |f| draw_grid(f, &self.view, size));
         let graph = self.graph_cache.draw(renderer, size, |f| draw_graph(f, self, size));

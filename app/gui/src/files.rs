@@ -27,7 +27,9 @@ pub fn examples_dir() -> Option<PathBuf> {
 /// Example graphs, sorted by name.
 pub fn list_examples(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|e| e == "ron")).collect())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|e| e == "ron")).collect()
+        })
         .unwrap_or_default();
     v.sort();
     v
@@ -79,7 +81,10 @@ pub fn push_recent_in(dir: &Path, recent: &mut Vec<PathBuf>, path: &Path) {
 pub enum Dropped {
     Graph,
     /// An image: add this loader node type, setting this parameter to the file.
-    Image { type_id: String, param: String },
+    Image {
+        type_id: String,
+        param: String,
+    },
     Unknown,
 }
 

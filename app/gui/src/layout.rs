@@ -117,7 +117,13 @@ fn card(doc: &GraphDoc, registry: &Registry, id: &str, type_id: &str) -> CardGeo
     let outputs = outs
         .into_iter()
         .enumerate()
-        .map(|(i, (name, ty, required))| PortGeom { name, ty, output: true, required, pos: Pt::new(x + CARD_W, port_y(i)) })
+        .map(|(i, (name, ty, required))| PortGeom {
+            name,
+            ty,
+            output: true,
+            required,
+            pos: Pt::new(x + CARD_W, port_y(i)),
+        })
         .collect();
     CardGeom { id: id.to_string(), rect, inputs, outputs }
 }
@@ -283,7 +289,12 @@ pub struct PortEnd {
 
 /// Whether a wire may join two ports (in either order of dragging). Returns the wire as
 /// (from output, to input), or the reason it is refused, in words for the user.
-pub fn check_connection(doc: &GraphDoc, registry: &Registry, a: &PortEnd, b: &PortEnd) -> Result<(PortRef, PortRef), String> {
+pub fn check_connection(
+    doc: &GraphDoc,
+    registry: &Registry,
+    a: &PortEnd,
+    b: &PortEnd,
+) -> Result<(PortRef, PortRef), String> {
     let (out, inp) = match (a.output, b.output) {
         (true, false) => (a, b),
         (false, true) => (b, a),
@@ -297,7 +308,8 @@ pub fn check_connection(doc: &GraphDoc, registry: &Registry, a: &PortEnd, b: &Po
         let n = doc.nodes.get(node).ok_or_else(|| format!("there is no node '{node}'"))?;
         let Some(spec) = registry.spec(&n.type_id) else { return Ok(None) };
         let p = if output { spec.output_spec(port) } else { spec.input_spec(port) };
-        p.map(|p| Some(p.ty)).ok_or_else(|| format!("{} has no {} '{port}'", n.type_id, if output { "output" } else { "input" }))
+        p.map(|p| Some(p.ty))
+            .ok_or_else(|| format!("{} has no {} '{port}'", n.type_id, if output { "output" } else { "input" }))
     };
     let (o, i) = (ty(&out.node, &out.port, true)?, ty(&inp.node, &inp.port, false)?);
     if let (Some(o), Some(i)) = (o, i) {
@@ -359,7 +371,10 @@ mod tests {
         let cards = cards(&doc, &r);
         let src = &cards["src"];
         let out = src.port("image", true).unwrap().pos;
-        assert_eq!(hit(&cards, &doc.edges, out, 1.0), Hit::Port { node: "src".into(), port: "image".into(), output: true });
+        assert_eq!(
+            hit(&cards, &doc.edges, out, 1.0),
+            Hit::Port { node: "src".into(), port: "image".into(), output: true }
+        );
         assert_eq!(hit(&cards, &doc.edges, src.rect.center(), 1.0), Hit::Node("src".into()));
         let e = &doc.edges[0];
         let (a, b) = wire_ends(&cards, e).unwrap();

@@ -44,14 +44,26 @@ pub fn start(graph: Option<&Path>, registry: &Registry) -> Result<Start, String>
         Some(p) => {
             let (doc, diags) = petri_engine::load_graph(p, registry).map_err(|e| e.to_string())?;
             let base_dir = run::path_context(Some(p), Path::new(".")).graph_dir;
-            Ok(Start { doc, path: Some(p.to_path_buf()), base_dir, hint: String::new(), problems: diags.iter().map(|d| d.to_string()).collect() })
+            Ok(Start {
+                doc,
+                path: Some(p.to_path_buf()),
+                base_dir,
+                hint: String::new(),
+                problems: diags.iter().map(|d| d.to_string()).collect(),
+            })
         }
         None => {
             let hint = format!("{} (example)", files::BUNDLED_NAME);
             if let Some(p) = files::examples_dir().map(|d| d.join(files::BUNDLED_NAME)).filter(|p| p.is_file()) {
                 if let Ok((doc, diags)) = petri_engine::load_graph(&p, registry) {
                     let base_dir = run::path_context(Some(&p), Path::new(".")).graph_dir;
-                    return Ok(Start { doc, path: None, base_dir, hint, problems: diags.iter().map(|d| d.to_string()).collect() });
+                    return Ok(Start {
+                        doc,
+                        path: None,
+                        base_dir,
+                        hint,
+                        problems: diags.iter().map(|d| d.to_string()).collect(),
+                    });
                 }
             }
             let doc = petri_engine::parse_doc(files::BUNDLED_EXAMPLE).map_err(|e| e.to_string())?;
@@ -104,7 +116,15 @@ impl App {
 
 fn on_event(event: iced::Event, status: iced::event::Status, _window: window::Id) -> Option<Message> {
     match event {
-        iced::Event::Keyboard(keyboard::Event::KeyPressed { key, modifiers, .. }) if status == iced::event::Status::Ignored => {
+        // Esc closes the node finder (or the unsaved-changes prompt) even though the finder's
+        // search field, which has the focus, also takes it.
+        iced::Event::Keyboard(keyboard::Event::KeyPressed {
+            key: keyboard::Key::Named(keyboard::key::Named::Escape),
+            ..
+        }) => Some(Message::Edit(app::EditMsg::Escape)),
+        iced::Event::Keyboard(keyboard::Event::KeyPressed { key, modifiers, .. })
+            if status == iced::event::Status::Ignored =>
+        {
             app::shortcut(&key, modifiers)
         }
         iced::Event::Window(window::Event::FileDropped(p)) => Some(Message::FileDropped(p)),
@@ -205,7 +225,10 @@ pub fn automation_tick(app: &mut App) -> Task<Message> {
         if let Some(q) = a.finder.clone() {
             let (w, h) = app.canvas_size;
             let world = app.view.to_world(layout::Pt::new(w * 0.55, h * 0.35));
-            tasks.push(app.update(Message::Canvas(canvas::CanvasMsg::OpenFinder { world: (world.x, world.y), screen: (w * 0.55, h * 0.35) })));
+            tasks.push(app.update(Message::Canvas(canvas::CanvasMsg::OpenFinder {
+                world: (world.x, world.y),
+                screen: (w * 0.55, h * 0.35),
+            })));
             tasks.push(app.update(Message::Finder(app::FinderMsg::Query(q))));
         }
     }
@@ -237,7 +260,13 @@ pub fn layout_json(app: &App) -> String {
     let rects = canvas::screen_rects(&app.cards, &app.view);
     let n = rects.len();
     for (i, (id, r)) in rects.iter().enumerate() {
-        let cat = app.doc.nodes.get(id).and_then(|n| app.registry().spec(&n.type_id)).map(|s| s.category.clone()).unwrap_or_default();
+        let cat = app
+            .doc
+            .nodes
+            .get(id)
+            .and_then(|n| app.registry().spec(&n.type_id))
+            .map(|s| s.category.clone())
+            .unwrap_or_default();
         let c = canvas::category_color(&cat).into_rgba8();
         s.push_str(&format!(
             "    {}: {{\"x\": {:.1}, \"y\": {:.1}, \"w\": {:.1}, \"h\": {:.1}, \"header_h\": {:.1}, \"header_rgb\": [{}, {}, {}]}}{}\n",

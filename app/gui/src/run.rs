@@ -51,7 +51,11 @@ pub fn spawn(engine: Arc<Engine>, compiled: Compiled, opts: RunOptions, run: u64
     if let Err(e) = spawned {
         // No thread: report a failed, empty run so the UI does not wait forever.
         let (tx, rx2) = mpsc::unbounded();
-        let _ = tx.unbounded_send(RunMsg::Event(Event::NodeLog { run, node: String::new(), message: format!("cannot start a run: {e}") }));
+        let _ = tx.unbounded_send(RunMsg::Event(Event::NodeLog {
+            run,
+            node: String::new(),
+            message: format!("cannot start a run: {e}"),
+        }));
         let _ = tx.unbounded_send(RunMsg::Done(Arc::new(RunReport {
             run,
             ok: false,
@@ -71,9 +75,14 @@ pub enum NodeState {
     /// Not run since its last change.
     Stale,
     Queued,
-    Running { fraction: f64, message: String },
+    Running {
+        fraction: f64,
+        message: String,
+    },
     Cached,
-    Done { seconds: f64 },
+    Done {
+        seconds: f64,
+    },
     Failed(String),
     Skipped(String),
 }
@@ -123,11 +132,16 @@ pub fn apply_event(states: &mut BTreeMap<String, NodeState>, ev: &Event) -> Opti
             Some(format!("{node}: started"))
         }
         Event::NodeProgress { node, fraction, message, .. } => {
-            states.insert(node.clone(), NodeState::Running { fraction: fraction.clamp(0.0, 1.0), message: message.clone() });
+            states.insert(
+                node.clone(),
+                NodeState::Running { fraction: fraction.clamp(0.0, 1.0), message: message.clone() },
+            );
             None
         }
         Event::NodeMetric { .. } => None,
-        Event::NodeLog { node, message, .. } => Some(if node.is_empty() { message.clone() } else { format!("{node}: {message}") }),
+        Event::NodeLog { node, message, .. } => {
+            Some(if node.is_empty() { message.clone() } else { format!("{node}: {message}") })
+        }
         Event::NodeFinished { node, seconds, .. } => {
             states.insert(node.clone(), NodeState::Done { seconds: *seconds });
             Some(format!("{node}: done in {seconds:.2} s"))
@@ -136,9 +150,18 @@ pub fn apply_event(states: &mut BTreeMap<String, NodeState>, ev: &Event) -> Opti
             states.insert(node.clone(), NodeState::Cached);
             Some(format!("{node}: cached"))
         }
+        // A cancelled node did not fail: it simply has no result yet.
+        Event::NodeFailed { node, kind: petri_engine::FailureKind::Cancelled, .. } => {
+            states.insert(node.clone(), NodeState::Stale);
+            Some(format!("{node}: cancelled"))
+        }
         Event::NodeFailed { node, error, .. } => {
             states.insert(node.clone(), NodeState::Failed(error.clone()));
             Some(format!("{node}: FAILED: {error}"))
+        }
+        Event::NodeSkipped { node, reason, .. } if reason == "cancelled" => {
+            states.insert(node.clone(), NodeState::Stale);
+            Some(format!("{node}: not run (cancelled)"))
         }
         Event::NodeSkipped { node, reason, .. } => {
             states.insert(node.clone(), NodeState::Skipped(reason.clone()));

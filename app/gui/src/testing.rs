@@ -5,8 +5,8 @@
 use std::time::{Duration, Instant};
 
 use petri_api::{
-    ColumnData, Inputs, Node, NodeCtx, NodeError, NodeSpec, Outputs, ParamSpec, Params, PortType, Registry, Stack, Table,
-    Value,
+    ColumnData, Inputs, Node, NodeCtx, NodeError, NodeSpec, Outputs, ParamSpec, Params, PortType, Registry, Stack,
+    Table, Value,
 };
 use petri_engine::{GraphDoc, NodeDoc, PortRef, Pos};
 
@@ -18,7 +18,9 @@ impl Node for Source {
             .output("image", PortType::Image, "The image.")
             .param(ParamSpec::float("value", 100.0, "Brightness of the square."))
             .param(ParamSpec::int("n", 64, "Image width and height in pixels.").range(4.0, 4096.0))
-            .param(ParamSpec::input_path("path", "", &["tif", "tiff", "png"], "An optional file (unused).").default_null())
+            .param(
+                ParamSpec::input_path("path", "", &["tif", "tiff", "png"], "An optional file (unused).").default_null(),
+            )
     }
     fn run(&self, _: &NodeCtx, p: &Params, _: &Inputs) -> Result<Outputs, NodeError> {
         let n = p.usize("n")?;
@@ -83,7 +85,8 @@ impl Node for Threshold {
         let inv = p.bool("invert")?;
         let mask: Vec<u8> = px.iter().map(|&v| (((v as f64) > level) != inv) as u8).collect();
         let w = s.x();
-        let labels: Vec<u32> = mask.iter().enumerate().map(|(i, &m)| if m == 0 { 0 } else { 1 + ((i % w) * 2 / w) as u32 }).collect();
+        let labels: Vec<u32> =
+            mask.iter().enumerate().map(|(i, &m)| if m == 0 { 0 } else { 1 + ((i % w) * 2 / w) as u32 }).collect();
         let m = s.with_pixels(mask).map_err(|e| NodeError::failed(e.to_string()))?;
         let l = s.with_pixels(labels).map_err(|e| NodeError::failed(e.to_string()))?;
         Ok(Outputs::new().with("mask", Value::Mask(m)).with("labels", Value::Labels(l)))

@@ -2,8 +2,8 @@
 //! panel, status bar, and the unsaved-changes prompt.
 
 use iced::widget::{
-    Space, button, canvas, checkbox, column, container, pick_list, pin, row, scrollable, slider, stack, text, text_input,
-    tooltip,
+    Space, button, canvas, checkbox, column, container, pick_list, pin, row, scrollable, slider, stack, text,
+    text_input, tooltip,
 };
 use iced::{Alignment, Color, Element, Fill, Length};
 use petri_api::{ParamKind, ParamSpec, ParamValue, PortType, Value};
@@ -25,8 +25,12 @@ fn tip<'a>(content: impl Into<Element<'a, Message>>, doc: &str) -> Element<'a, M
     if doc.is_empty() {
         return content.into();
     }
-    tooltip(content, container(text(doc.to_string()).size(13)).padding(6).max_width(360).style(container::rounded_box), tooltip::Position::Bottom)
-        .into()
+    tooltip(
+        content,
+        container(text(doc.to_string()).size(13)).padding(6).max_width(360).style(container::rounded_box),
+        tooltip::Position::Bottom,
+    )
+    .into()
 }
 
 fn tool<'a>(label: &'a str, msg: Option<Message>, doc: &str) -> Element<'a, Message> {
@@ -49,14 +53,20 @@ impl App {
     pub fn view(&self) -> Element<'_, Message> {
         let body = row![
             self.canvas_view(),
-            container(scrollable(self.inspector()).height(Fill)).width(330).height(Fill).padding(8).style(container::bordered_box)
+            container(scrollable(self.inspector()).height(Fill))
+                .width(330)
+                .height(Fill)
+                .padding(8)
+                .style(container::bordered_box)
         ]
         .height(Length::FillPortion(5));
         let mut main = column![self.toolbar()];
         if let Some(p) = &self.confirm {
             main = main.push(self.confirm_bar(p));
         }
-        main = main.push(body).push(container(self.panel_view()).height(Length::FillPortion(3)).style(container::bordered_box));
+        main = main
+            .push(body)
+            .push(container(self.panel_view()).height(Length::FillPortion(3)).style(container::bordered_box));
         main = main.push(container(small(self.status.clone())).padding([2, 8]).width(Fill));
         main.into()
     }
@@ -67,11 +77,8 @@ impl App {
             .iter()
             .map(|p| Choice { label: crate::files::display_name(Some(p), "example"), path: p.clone() })
             .collect();
-        let recent: Vec<Choice> = self
-            .recent
-            .iter()
-            .map(|p| Choice { label: p.display().to_string(), path: p.clone() })
-            .collect();
+        let recent: Vec<Choice> =
+            self.recent.iter().map(|p| Choice { label: p.display().to_string(), path: p.clone() }).collect();
         let running = self.active.is_some();
         let sel = !self.selection.is_empty();
         row![
@@ -79,22 +86,44 @@ impl App {
             tool("Open…", Some(Message::File(FileMsg::Open)), "Open a graph file (Ctrl+O)"),
             tool("Save", Some(Message::File(FileMsg::Save)), "Save the graph (Ctrl+S)"),
             tool("Save As…", Some(Message::File(FileMsg::SaveAs)), "Save under another name (Ctrl+Shift+S)"),
-            pick_list(recent, None::<Choice>, |c| Message::File(FileMsg::OpenPath(c.path))).placeholder("Recent").text_size(13),
-            pick_list(examples, None::<Choice>, |c| Message::File(FileMsg::OpenExample(c.path))).placeholder("Examples").text_size(13),
+            pick_list(recent, None::<Choice>, |c| Message::File(FileMsg::OpenPath(c.path)))
+                .placeholder("Recent")
+                .text_size(13),
+            pick_list(examples, None::<Choice>, |c| Message::File(FileMsg::OpenExample(c.path)))
+                .placeholder("Examples")
+                .text_size(13),
             Space::new().width(12),
             tool("Undo", self.history.can_undo().then_some(Message::Edit(EditMsg::Undo)), "Undo (Ctrl+Z)"),
             tool("Redo", self.history.can_redo().then_some(Message::Edit(EditMsg::Redo)), "Redo (Ctrl+Shift+Z)"),
-            tool("Duplicate", sel.then_some(Message::Edit(EditMsg::Duplicate)), "Duplicate the selected nodes (Ctrl+D)"),
-            tool("Delete", (sel || self.selected_wire.is_some()).then_some(Message::Edit(EditMsg::Delete)), "Delete the selection (Delete)"),
+            tool(
+                "Duplicate",
+                sel.then_some(Message::Edit(EditMsg::Duplicate)),
+                "Duplicate the selected nodes (Ctrl+D)"
+            ),
+            tool(
+                "Delete",
+                (sel || self.selected_wire.is_some()).then_some(Message::Edit(EditMsg::Delete)),
+                "Delete the selection (Delete)"
+            ),
             tool("Fit", Some(Message::Edit(EditMsg::Fit)), "Show the whole graph (F)"),
             Space::new().width(12),
             tip(
-                button(text("▶ Run all").size(13)).padding([4, 10]).on_press_maybe((!running).then_some(Message::Run { to_selected: false })).style(button::success),
+                button(text("▶ Run all").size(13))
+                    .padding([4, 10])
+                    .on_press_maybe((!running).then_some(Message::Run { to_selected: false }))
+                    .style(button::success),
                 "Run every node that is not up to date (Ctrl+Enter)"
             ),
-            tool("Run to selected", (!running && sel).then_some(Message::Run { to_selected: true }), "Run only what the selected nodes need (Ctrl+Shift+Enter)"),
+            tool(
+                "Run to selected",
+                (!running && sel).then_some(Message::Run { to_selected: true }),
+                "Run only what the selected nodes need (Ctrl+Shift+Enter)"
+            ),
             tip(
-                button(text("Cancel").size(13)).padding([4, 10]).on_press_maybe(running.then_some(Message::Cancel)).style(button::danger),
+                button(text("Cancel").size(13))
+                    .padding([4, 10])
+                    .on_press_maybe(running.then_some(Message::Cancel))
+                    .style(button::danger),
                 "Stop the run (running nodes stop at their next check)"
             ),
         ]
@@ -114,9 +143,15 @@ impl App {
             row![
                 text(format!("The graph has unsaved changes. Save them before {what}?")).size(14),
                 Space::new().width(Fill),
-                button(text("Save").size(13)).on_press(Message::File(FileMsg::Confirm(Confirm::Save))).style(button::success),
-                button(text("Discard").size(13)).on_press(Message::File(FileMsg::Confirm(Confirm::Discard))).style(button::danger),
-                button(text("Keep editing").size(13)).on_press(Message::File(FileMsg::Confirm(Confirm::Cancel))).style(button::secondary),
+                button(text("Save").size(13))
+                    .on_press(Message::File(FileMsg::Confirm(Confirm::Save)))
+                    .style(button::success),
+                button(text("Discard").size(13))
+                    .on_press(Message::File(FileMsg::Confirm(Confirm::Discard)))
+                    .style(button::danger),
+                button(text("Keep editing").size(13))
+                    .on_press(Message::File(FileMsg::Confirm(Confirm::Cancel)))
+                    .style(button::secondary),
             ]
             .spacing(8)
             .align_y(Alignment::Center),
@@ -141,18 +176,16 @@ impl App {
             graph_cache: &self.graph_cache,
             known_bounds: (self.canvas_origin.0, self.canvas_origin.1, self.canvas_size.0, self.canvas_size.1),
         };
-        let c: Element<'_, Message> =
-            Element::from(canvas(program).width(Fill).height(Fill)).map(Message::Canvas);
+        let c: Element<'_, Message> = Element::from(canvas(program).width(Fill).height(Fill)).map(Message::Canvas);
         let mut layers = stack![c].width(Fill).height(Fill);
         if self.doc.nodes.is_empty() {
-            layers = layers.push(
-                container(text("Press Tab or double-click here to add a node").size(16).color(DIM)).center(Fill),
-            );
+            layers = layers
+                .push(container(text("Press Tab or double-click here to add a node").size(16).color(DIM)).center(Fill));
         }
         if let Some(f) = &self.finder {
             let results = model::search(self.registry(), &f.query);
             let mut list = column![].spacing(2);
-            for s in results.iter().take(12) {
+            for (i, s) in results.iter().take(crate::app::FINDER_SHOWN).enumerate() {
                 let cat = category_color(&s.category);
                 let name = row![
                     container(Space::new().width(8).height(8)).style(move |_t: &iced::Theme| container::Style {
@@ -166,7 +199,11 @@ impl App {
                 .align_y(Alignment::Center);
                 let item = column![name, text(s.doc.clone()).size(11).color(DIM)];
                 list = list.push(
-                    button(item).width(Fill).padding([3, 6]).style(button::text).on_press(Message::Finder(FinderMsg::Pick(s.type_id.clone()))),
+                    button(item)
+                        .width(Fill)
+                        .padding([3, 6])
+                        .style(if i == f.highlight { button::secondary } else { button::text })
+                        .on_press(Message::Finder(FinderMsg::Pick(s.type_id.clone()))),
                 );
             }
             if results.is_empty() {
@@ -180,7 +217,7 @@ impl App {
                         .on_submit(Message::Finder(FinderMsg::Submit))
                         .size(14),
                     scrollable(list).height(Length::Shrink),
-                    small("Enter adds the first; Esc closes."),
+                    small("↑ ↓ choose, Enter adds it where you opened the finder; Esc closes."),
                 ]
                 .spacing(6),
             )
@@ -216,7 +253,8 @@ impl App {
             .into();
         }
         let Some(id) = self.selection.iter().next() else {
-            let name = if self.doc.meta.name.is_empty() { "Untitled graph".to_string() } else { self.doc.meta.name.clone() };
+            let name =
+                if self.doc.meta.name.is_empty() { "Untitled graph".to_string() } else { self.doc.meta.name.clone() };
             return column![
                 text(name).size(18),
                 small(self.doc.meta.description.clone()),
@@ -231,7 +269,10 @@ impl App {
         let name_value = self.rename.as_ref().map(|(_, s)| s.clone()).unwrap_or_else(|| id.clone());
         let mut col = column![
             row![
-                text_input("node name", &name_value).on_input(Message::RenameInput).on_submit(Message::RenameSubmit).size(16),
+                text_input("node name", &name_value)
+                    .on_input(Message::RenameInput)
+                    .on_submit(Message::RenameSubmit)
+                    .size(16),
             ],
             small(format!("{} v{}", node.type_id, node.version)).color(DIM),
         ]
@@ -240,7 +281,9 @@ impl App {
         let state_line = match state {
             Some(NodeState::Failed(e)) => small(format!("Failed: {e}")).color(ERROR),
             Some(NodeState::Skipped(r)) => small(format!("Skipped: {r}")).color(state_color(state)),
-            Some(NodeState::Running { fraction, message }) => small(format!("Running {:.0}% {message}", fraction * 100.0)),
+            Some(NodeState::Running { fraction, message }) => {
+                small(format!("Running {:.0}% {message}", fraction * 100.0))
+            }
             Some(s) => small(s.label()).color(state_color(state)),
             None => small("stale (not run yet)").color(DIM),
         };
@@ -249,7 +292,9 @@ impl App {
             col = col.push(small(p.clone()).color(ERROR));
         }
         let Some(spec) = spec else {
-            col = col.push(small("Unknown node type (from a newer Petri or a plugin): kept as is, cannot run.").color(ERROR));
+            col = col.push(
+                small("Unknown node type (from a newer Petri or a plugin): kept as is, cannot run.").color(ERROR),
+            );
             return col.into();
         };
         col = col.push(text(spec.doc.clone()).size(13));
@@ -325,7 +370,10 @@ impl App {
                     ParamValue::Str(s) => Some(s.clone()),
                     _ => None,
                 };
-                pick_list(choices.clone(), current, move |s| msg(ParamEdit::Value(ParamValue::Str(s)))).text_size(13).width(Fill).into()
+                pick_list(choices.clone(), current, move |s| msg(ParamEdit::Value(ParamValue::Str(s))))
+                    .text_size(13)
+                    .width(Fill)
+                    .into()
             }
             ParamKind::Int { min: Some(lo), max: Some(hi) } if hi - lo <= 100 => {
                 let msg2 = msg.clone();
@@ -334,7 +382,11 @@ impl App {
                     _ => *lo as f64,
                 };
                 row![
-                    slider(*lo as f64..=*hi as f64, v, move |x| msg2(ParamEdit::Value(ParamValue::Int(x.round() as i64)))).step(1.0).width(Fill),
+                    slider(*lo as f64..=*hi as f64, v, move |x| msg2(ParamEdit::Value(ParamValue::Int(
+                        x.round() as i64
+                    ))))
+                    .step(1.0)
+                    .width(Fill),
                     entry.width(64),
                 ]
                 .spacing(6)
@@ -365,14 +417,19 @@ impl App {
             }
             ParamKind::Path { .. } => row![
                 entry,
-                button(text("…").size(13)).padding([3, 8]).style(button::secondary).on_press(Message::Browse { node: node.clone(), name: name.clone() }),
+                button(text("…").size(13))
+                    .padding([3, 8])
+                    .style(button::secondary)
+                    .on_press(Message::Browse { node: node.clone(), name: name.clone() }),
             ]
             .spacing(4)
             .into(),
             _ => entry.into(),
         };
         let range = range_text(p);
-        let mut c = column![tip(row![text(p.name.clone()).size(13), small(range).color(DIM)].spacing(6), &p.doc), widget].spacing(2);
+        let mut c =
+            column![tip(row![text(p.name.clone()).size(13), small(range).color(DIM)].spacing(6), &p.doc), widget]
+                .spacing(2);
         if let Some(err) = self.param_problems.get(&key) {
             c = c.push(small(err.clone()).color(ERROR));
         }
@@ -405,15 +462,25 @@ impl App {
                     .find(|id| self.metrics.contains_key(*id))
                     .or_else(|| self.metrics.keys().next());
                 match node.and_then(|n| self.metrics.get(n).map(|m| (n, m))) {
-                    Some((n, series)) => column![small(format!("Training curves of '{n}'")), canvas(Curves { series }).width(Fill).height(Fill)].into(),
-                    None => small("No curves yet: training nodes show their loss and validation scores here while they run.").into(),
+                    Some((n, series)) => column![
+                        small(format!("Training curves of '{n}'")),
+                        canvas(Curves { series }).width(Fill).height(Fill)
+                    ]
+                    .into(),
+                    None => small(
+                        "No curves yet: training nodes show their loss and validation scores here while they run.",
+                    )
+                    .into(),
                 }
             }
         };
-        column![row![tab("Output", Panel::Output), tab("Log", Panel::Log), tab("Curves", Panel::Curves)].spacing(4), content]
-            .spacing(4)
-            .padding(6)
-            .into()
+        column![
+            row![tab("Output", Panel::Output), tab("Log", Panel::Log), tab("Curves", Panel::Curves)].spacing(4),
+            content
+        ]
+        .spacing(4)
+        .padding(6)
+        .into()
     }
 
     fn output_view(&self) -> Element<'_, Message> {
@@ -445,7 +512,9 @@ impl App {
             Value::Table(t) | Value::Tracks(t) => table_view(t),
             other => small(other.summary()).into(),
         };
-        column![scrollable(ports).direction(scrollable::Direction::Horizontal(scrollable::Scrollbar::new())), body].spacing(4).into()
+        column![scrollable(ports).direction(scrollable::Direction::Horizontal(scrollable::Scrollbar::new())), body]
+            .spacing(4)
+            .into()
     }
 
     fn image_view(&self, id: &str, value: &Value) -> Element<'_, Message> {
@@ -471,33 +540,58 @@ impl App {
         if let Some(s) = shown {
             if s.t() > 1 {
                 controls = controls.push(small(format!("T {}", sel.t)));
-                controls = controls.push(slider(0.0..=(s.t() - 1) as f64, sel.t as f64, |x| Message::Viewer(ViewerMsg::T(x as usize))).width(90));
+                controls = controls.push(
+                    slider(0.0..=(s.t() - 1) as f64, sel.t as f64, |x| Message::Viewer(ViewerMsg::T(x as usize)))
+                        .width(90),
+                );
             }
             if s.z() > 1 {
                 controls = controls.push(small(format!("Z {}", sel.z)));
-                controls = controls.push(slider(0.0..=(s.z() - 1) as f64, sel.z as f64, |x| Message::Viewer(ViewerMsg::Z(x as usize))).width(90));
+                controls = controls.push(
+                    slider(0.0..=(s.z() - 1) as f64, sel.z as f64, |x| Message::Viewer(ViewerMsg::Z(x as usize)))
+                        .width(90),
+                );
             }
             if s.c() > 1 {
-                let names: Vec<String> = (0..s.c()).map(|c| s.channel_names().get(c).cloned().unwrap_or_else(|| format!("channel {c}"))).collect();
+                let names: Vec<String> = (0..s.c())
+                    .map(|c| s.channel_names().get(c).cloned().unwrap_or_else(|| format!("channel {c}")))
+                    .collect();
                 let current = names.get(sel.c).cloned();
                 let names2 = names.clone();
                 controls = controls.push(
-                    pick_list(names, current, move |n| Message::Viewer(ViewerMsg::C(names2.iter().position(|x| *x == n).unwrap_or(0)))).text_size(12),
+                    pick_list(names, current, move |n| {
+                        Message::Viewer(ViewerMsg::C(names2.iter().position(|x| *x == n).unwrap_or(0)))
+                    })
+                    .text_size(12),
                 );
             }
         }
         if !(is_labels && v.source == Source::Output) {
-            controls = controls.push(checkbox(v.auto).label("auto contrast").text_size(12).on_toggle(|b| Message::Viewer(ViewerMsg::Auto(b))));
+            controls = controls.push(
+                checkbox(v.auto)
+                    .label("auto contrast")
+                    .text_size(12)
+                    .on_toggle(|b| Message::Viewer(ViewerMsg::Auto(b))),
+            );
             let (lo, hi) = r.data_range;
             if hi > lo {
                 controls = controls
-                    .push(slider(lo..=hi, v.lo.clamp(lo, hi), |x| Message::Viewer(ViewerMsg::Lo(x))).step((hi - lo) / 500.0).width(80))
-                    .push(slider(lo..=hi, v.hi.clamp(lo, hi), |x| Message::Viewer(ViewerMsg::Hi(x))).step((hi - lo) / 500.0).width(80));
+                    .push(
+                        slider(lo..=hi, v.lo.clamp(lo, hi), |x| Message::Viewer(ViewerMsg::Lo(x)))
+                            .step((hi - lo) / 500.0)
+                            .width(80),
+                    )
+                    .push(
+                        slider(lo..=hi, v.hi.clamp(lo, hi), |x| Message::Viewer(ViewerMsg::Hi(x)))
+                            .step((hi - lo) / 500.0)
+                            .width(80),
+                    );
             }
         }
         if v.source == Source::Overlay {
             controls = controls.push(small("opacity"));
-            controls = controls.push(slider(0.0..=1.0, v.opacity, |x| Message::Viewer(ViewerMsg::Opacity(x))).step(0.05).width(80));
+            controls = controls
+                .push(slider(0.0..=1.0, v.opacity, |x| Message::Viewer(ViewerMsg::Opacity(x))).step(0.05).width(80));
         }
         let readout = match (v.hover, shown) {
             (Some((x, y)), Some(s)) => match value_at(s, sel, x, y) {
@@ -507,7 +601,10 @@ impl App {
             _ => format!("{}×{} — scroll to zoom, drag to pan", r.w, r.h),
         };
         controls = controls.push(
-            button(text("Fit").size(12)).padding([2, 8]).style(button::secondary).on_press(Message::Viewer(ViewerMsg::FitImage)),
+            button(text("Fit").size(12))
+                .padding([2, 8])
+                .style(button::secondary)
+                .on_press(Message::Viewer(ViewerMsg::FitImage)),
         );
         controls = controls.push(small(readout).color(DIM));
         let img = canvas(ImageCanvas { handle: &r.handle, w: r.w, h: r.h, view: v.view }).width(Fill).height(Fill);
@@ -530,10 +627,16 @@ fn table_view(t: &petri_api::Table) -> Element<'static, Message> {
         }
         rows = rows.push(line);
     }
-    let note = if t.n_rows() > n { format!("first {n} of {} rows", t.n_rows()) } else { format!("{} rows", t.n_rows()) };
+    let note =
+        if t.n_rows() > n { format!("first {n} of {} rows", t.n_rows()) } else { format!("{} rows", t.n_rows()) };
     column![
         small(note).color(DIM),
-        scrollable(rows).direction(scrollable::Direction::Both { vertical: scrollable::Scrollbar::new(), horizontal: scrollable::Scrollbar::new() }).height(Fill)
+        scrollable(rows)
+            .direction(scrollable::Direction::Both {
+                vertical: scrollable::Scrollbar::new(),
+                horizontal: scrollable::Scrollbar::new()
+            })
+            .height(Fill)
     ]
     .into()
 }

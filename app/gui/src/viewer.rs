@@ -118,8 +118,17 @@ pub fn handle(w: usize, h: usize, rgba: Vec<u8>) -> Handle {
 pub enum ImageMsg {
     Hover(Option<(usize, usize)>),
     /// Zoom at (x, y) in a view area of `area` (width, height).
-    Zoom { factor: f32, x: f32, y: f32, area: (f32, f32) },
-    Pan { dx: f32, dy: f32, area: (f32, f32) },
+    Zoom {
+        factor: f32,
+        x: f32,
+        y: f32,
+        area: (f32, f32),
+    },
+    Pan {
+        dx: f32,
+        dy: f32,
+        area: (f32, f32),
+    },
 }
 
 /// Zoom and pan of the image view: `screen = pixel * zoom + offset` (zoom 0 = fit).
@@ -155,7 +164,13 @@ pub struct ImageState {
 impl Program<ImageMsg> for ImageCanvas<'_> {
     type State = ImageState;
 
-    fn update(&self, state: &mut ImageState, event: &Event, bounds: Rectangle, cursor: Cursor) -> Option<Action<ImageMsg>> {
+    fn update(
+        &self,
+        state: &mut ImageState,
+        event: &Event,
+        bounds: Rectangle,
+        cursor: Cursor,
+    ) -> Option<Action<ImageMsg>> {
         let (z, (ox, oy)) = self.view.resolve(self.w, self.h, bounds.size());
         match event {
             Event::Mouse(mouse::Event::ButtonPressed(mouse::Button::Left | mouse::Button::Middle)) => {
@@ -167,13 +182,20 @@ impl Program<ImageMsg> for ImageCanvas<'_> {
                 None
             }
             Event::Mouse(mouse::Event::CursorMoved { .. }) => {
-                if let (Some(last), Some(p)) = (state.pan, cursor.position().map(|c| Point::new(c.x - bounds.x, c.y - bounds.y))) {
+                if let (Some(last), Some(p)) =
+                    (state.pan, cursor.position().map(|c| Point::new(c.x - bounds.x, c.y - bounds.y)))
+                {
                     state.pan = Some(p);
-                    return Some(Action::publish(ImageMsg::Pan { dx: p.x - last.x, dy: p.y - last.y, area: (bounds.width, bounds.height) }));
+                    return Some(Action::publish(ImageMsg::Pan {
+                        dx: p.x - last.x,
+                        dy: p.y - last.y,
+                        area: (bounds.width, bounds.height),
+                    }));
                 }
                 let hover = cursor.position_in(bounds).and_then(|p| {
                     let (x, y) = ((p.x - ox) / z, (p.y - oy) / z);
-                    (x >= 0.0 && y >= 0.0 && (x as usize) < self.w && (y as usize) < self.h).then_some((x as usize, y as usize))
+                    (x >= 0.0 && y >= 0.0 && (x as usize) < self.w && (y as usize) < self.h)
+                        .then_some((x as usize, y as usize))
                 });
                 Some(Action::publish(ImageMsg::Hover(hover)))
             }
@@ -261,10 +283,22 @@ impl<M> Program<M> for Curves<'_> {
             }
         }
         let text = |f: &mut Frame, s: String, x: f32, y: f32, c: Color| {
-            f.fill_text(Text { content: s, position: Point::new(x, y), color: c, size: Pixels(12.0), ..Text::default() })
+            f.fill_text(Text {
+                content: s,
+                position: Point::new(x, y),
+                color: c,
+                size: Pixels(12.0),
+                ..Text::default()
+            })
         };
         if x0 > x1 {
-            text(&mut f, "No metrics yet: they appear here while a training node runs.".into(), 10.0, 10.0, Color::WHITE);
+            text(
+                &mut f,
+                "No metrics yet: they appear here while a training node runs.".into(),
+                10.0,
+                10.0,
+                Color::WHITE,
+            );
             return vec![f.into_geometry()];
         }
         if y1 <= y0 {

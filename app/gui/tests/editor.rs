@@ -111,7 +111,11 @@ fn a_node_is_added_from_the_finder_where_the_cursor_is() {
     let n = &app.doc.nodes["threshold"];
     assert_eq!(n.type_id, "test.threshold");
     let p = app.doc.layout["threshold"];
-    assert_eq!((p.x, p.y), (layout::snap(world.x as f64), layout::snap(world.y as f64)), "dropped at the cursor, snapped");
+    assert_eq!(
+        (p.x, p.y),
+        (layout::snap(world.x as f64), layout::snap(world.y as f64)),
+        "dropped at the cursor, snapped"
+    );
     assert_eq!(app.selection, ["threshold".to_string()].into());
     assert_eq!(app.states.get("threshold"), Some(&NodeState::Stale));
 }
@@ -124,7 +128,12 @@ fn dragging_from_a_port_to_a_compatible_port_connects_them() {
     let from = port(&app, "src2", "image", true);
     let to = port(&app, "add2", "image", false);
     drag(&mut app, from, to);
-    assert_eq!(app.doc.source_of(&PortRef::new("add2", "image")), Some(&PortRef::new("src2", "image")), "{}", app.status);
+    assert_eq!(
+        app.doc.source_of(&PortRef::new("add2", "image")),
+        Some(&PortRef::new("src2", "image")),
+        "{}",
+        app.status
+    );
     assert!(app.dirty);
     // Dropping on a card (not on a port) picks its first compatible input.
     let mut doc = doc_chain();
@@ -198,17 +207,110 @@ fn editing_a_parameter_makes_the_node_and_its_descendants_stale() {
 
 #[test]
 fn events_of_a_run_older_than_the_latest_edit_are_ignored() {
-    let (mut app, _d) = app_with(doc_chain());
+    let (mut app, dir) = app_with(doc_chain());
     let rx = app.start_run_stream(false).unwrap();
     let msgs: Vec<RunMsg> = iced::futures::executor::block_on_stream(rx).collect();
-    // The user edits before the run's events arrive.
-    let _ = app.update(Message::Param { node: "add".into(), name: "amount".into(), edit: petri_gui::app::ParamEdit::Value(ParamValue::Float(2.0)) });
+    // The user edits 'add' before the run's events arrive.
+    let _ = app.update(Message::Param {
+        node: "add".into(),
+        name: "amount".into(),
+        edit: petri_gui::app::ParamEdit::Value(ParamValue::Float(2.0)),
+    });
     for m in msgs {
         let _ = app.update(Message::RunMsg(m));
     }
-    assert!(app.states.values().all(|s| *s == NodeState::Stale), "{:?}", app.states);
+    // What the run says about 'add' and what follows it describes the graph before the edit.
+    assert_eq!(app.states["add"], NodeState::Stale);
+    assert_eq!(app.states["add2"], NodeState::Stale);
+    assert!(app.outputs_of("add").is_none() && app.outputs_of("add2").is_none(), "no stale result shown");
+    // The nodes the edit did not touch keep what the run computed for them.
+    for id in ["src", "src2", "table"] {
+        assert!(matches!(app.states[id], NodeState::Done { .. }), "{id}: {:?}", app.states[id]);
+    }
+    assert!(app.outputs_of("table").is_some());
     assert!(app.active.is_none(), "the run is over");
     assert!(app.status.contains("changed during the run"), "{}", app.status);
+    // After opening another graph, nothing a run of the previous one says is applied.
+    let rx = app.start_run_stream(false).unwrap();
+    let msgs: Vec<RunMsg> = iced::futures::executor::block_on_stream(rx).collect();
+    let other = dir.path().join("other.ron");
+    petri_engine::save_file(&other, &doc_chain()).unwrap();
+    app.open_path(&other);
+    for m in msgs {
+        let _ = app.update(Message::RunMsg(m));
+    }
+    assert!(app.states.is_empty(), "{:?}", app.states);
+    assert!(app.active.is_none());
+}
+
+#[test]
+fn a_training_node_keeps_its_live_curves_while_another_branch_is_edited() {
+    let mut doc = doc_chain();
+    doc.add_node("train", petri_engine::NodeDoc::new("test.train", 1), petri_engine::Pos { x: 480.0, y: 200.0 })
+        .unwrap();
+    doc.set_param("train", "steps", ParamValue::Int(30)).unwrap();
+    doc.set_param("train", "step_ms", ParamValue::Int(10)).unwrap();
+    doc.connect(PortRef::new("src2", "image"), PortRef::new("train", "image"));
+    let (mut app, _d) = app_with(doc);
+    let rx = app.start_run_stream(false).unwrap();
+    let mut edited = false;
+    for m in iced::futures::executor::block_on_stream(rx) {
+        let metric = matches!(&m, RunMsg::Event(petri_engine::Event::NodeMetric { .. }));
+        let done = matches!(m, RunMsg::Done(_));
+        let _ = app.update(Message::RunMsg(m));
+        if metric && !edited {
+            // Mid-training, the user changes a node on another branch.
+            edited = true;
+            let _ = app.update(Message::Param {
+                node: "add2".into(),
+                name: "amount".into(),
+                edit: petri_gui::app::ParamEdit::Value(ParamValue::Float(3.0)),
+            });
+            assert_eq!(app.states["add2"], NodeState::Stale);
+        }
+        if done {
+            break;
+        }
+    }
+    assert!(edited);
+    assert_eq!(app.metrics["train"]["train_loss"].len(), 30, "every training step reached the curves");
+    assert_eq!(app.metrics["train"]["val_loss"].len(), 6);
+    assert!(matches!(app.states["train"], NodeState::Done { .. }), "{:?}", app.states["train"]);
+    assert_eq!(app.states["add2"], NodeState::Stale);
+    assert!(app.outputs_of("train").is_some());
+}
+
+#[test]
+fn cancelling_a_run_leaves_unfinished_nodes_stale() {
+    let mut doc = doc_chain();
+    doc.set_param("add", "sleep_ms", ParamValue::Int(20000)).unwrap();
+    let (mut app, _d) = app_with(doc);
+    let rx = app.start_run_stream(false).unwrap();
+    let mut cancelled_at = None;
+    for m in iced::futures::executor::block_on_stream(rx) {
+        let done = matches!(m, RunMsg::Done(_));
+        let _ = app.update(Message::RunMsg(m));
+        if cancelled_at.is_none()
+            && matches!(app.states.get("add"), Some(NodeState::Running { fraction, .. }) if *fraction > 0.0)
+        {
+            // The card shows the progress; the toolbar's Cancel stops the run.
+            interact(&mut app, |ui| {
+                ui.click("Cancel").expect("Cancel button");
+            });
+            cancelled_at = Some(std::time::Instant::now());
+        }
+        if done {
+            break;
+        }
+    }
+    let t = cancelled_at.expect("add ran").elapsed();
+    assert!(t < std::time::Duration::from_secs(5), "stopped promptly ({t:?})");
+    assert!(app.active.is_none());
+    assert_eq!(app.status, "Run cancelled");
+    assert_eq!(app.states["add"], NodeState::Stale, "cancelled is not failed");
+    assert_eq!(app.states["add2"], NodeState::Stale);
+    assert!(matches!(app.states["src"], NodeState::Done { .. }));
+    assert!(app.log.iter().any(|l| l == "add: cancelled"), "{:?}", app.log);
 }
 
 #[test]
@@ -245,7 +347,8 @@ fn delete_undo_and_redo_from_the_toolbar() {
 #[test]
 fn a_wire_is_selected_by_clicking_it_and_deleted() {
     let (mut app, _d) = app_with(doc_chain());
-    let (a, b) = layout::wire_ends(&app.cards, &app.doc.edges.iter().find(|e| e.to.node == "table").unwrap().clone()).unwrap();
+    let (a, b) =
+        layout::wire_ends(&app.cards, &app.doc.edges.iter().find(|e| e.to.node == "table").unwrap().clone()).unwrap();
     let (c1, c2) = layout::wire_controls(a, b);
     let mid = layout::bezier(a, c1, c2, b, 0.5);
     let at = screen(&app, mid);
@@ -277,8 +380,16 @@ fn box_selection_copy_paste_and_duplicate() {
 #[test]
 fn save_then_open_gives_an_equal_graph() {
     let (mut app, dir) = app_with(doc_chain());
-    let _ = app.update(Message::Param { node: "add".into(), name: "amount".into(), edit: petri_gui::app::ParamEdit::Text("2.5".into()) });
-    let _ = app.update(Message::Param { node: "src".into(), name: "path".into(), edit: petri_gui::app::ParamEdit::Text("data/a.tif".into()) });
+    let _ = app.update(Message::Param {
+        node: "add".into(),
+        name: "amount".into(),
+        edit: petri_gui::app::ParamEdit::Text("2.5".into()),
+    });
+    let _ = app.update(Message::Param {
+        node: "src".into(),
+        name: "path".into(),
+        edit: petri_gui::app::ParamEdit::Text("data/a.tif".into()),
+    });
     let edited = app.doc.clone();
     let path = dir.path().join("graphs/mine.ron");
     assert!(app.save_to(&path), "{}", app.status);
@@ -354,7 +465,36 @@ fn shortcuts_map_to_editor_actions() {
     assert_eq!(m(c("f"), Modifiers::empty()).unwrap(), "Edit(Fit)");
     assert_eq!(m(Key::Named(Named::Delete), Modifiers::empty()).unwrap(), "Edit(Delete)");
     assert_eq!(m(Key::Named(Named::Enter), ctrl).unwrap(), "Run { to_selected: false }");
+    assert_eq!(m(Key::Named(Named::ArrowDown), Modifiers::empty()).unwrap(), "Finder(Move(1))");
     assert!(m(c("q"), Modifiers::empty()).is_none());
+}
+
+#[test]
+fn the_finder_is_driven_from_the_keyboard() {
+    use petri_gui::app::FinderMsg;
+    let (mut app, _d) = app_with(doc_chain());
+    let at = Point::new(app.canvas_origin.0 + 300.0, app.canvas_origin.1 + app.canvas_size.1 - 40.0);
+    interact(&mut app, |ui| {
+        ui.point_at(at);
+        let _ = ui.simulate(iced_test::simulator::tap_key(Named::Tab, None));
+    });
+    let _ = app.update(Message::Finder(FinderMsg::Query("test".into())));
+    let results: Vec<String> =
+        petri_gui::model::search(app.registry(), "test").iter().map(|s| s.type_id.clone()).collect();
+    assert!(results.len() > 2);
+    // Down twice, up once: the second result; Enter adds it.
+    for d in [1, 1, -1] {
+        let _ = app.update(Message::Finder(FinderMsg::Move(d)));
+    }
+    assert_eq!(app.finder.as_ref().unwrap().highlight, 1);
+    // Up past the top stays on the first.
+    let _ = app.update(Message::Finder(FinderMsg::Move(-5)));
+    let _ = app.update(Message::Finder(FinderMsg::Move(1)));
+    let _ = app.update(Message::Finder(FinderMsg::Submit));
+    assert!(app.finder.is_none());
+    let added = app.selection.iter().next().expect("the new node is selected").clone();
+    assert_eq!(app.doc.nodes[&added].type_id, results[1]);
+    assert!(!doc_chain().nodes.contains_key(&added));
 }
 
 /// The canvas as drawn (tiny-skia, headless): every card's header shows its category colour
@@ -370,7 +510,8 @@ fn cards_are_drawn_where_the_layout_puts_them() {
         assert!(snap.matches_image(&png_path).unwrap());
     }
     let file = std::fs::read_dir(dir.path()).unwrap().filter_map(|e| e.ok()).map(|e| e.path()).find(|p| {
-        p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("canvas")) && p.extension().is_some_and(|e| e == "png")
+        p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("canvas"))
+            && p.extension().is_some_and(|e| e == "png")
     });
     let file = file.expect("snapshot written");
     let (w, h, rgba) = read_png(&file);
