@@ -28,9 +28,11 @@ use petri_api::{
 };
 use rayon::prelude::*;
 
-use crate::connected_components::label_volume_by;
+use crate::connected_components::components;
 use crate::queue::RadixQueue;
-use crate::util::{Connectivity, Neighbourhood, Shape3, check_same_shape, join_volumes, order_key, volumes};
+use crate::util::{
+    Connectivity, Neighbourhood, Shape3, check_same_shape, join_volumes, order_key, volumes, zeroed_vec,
+};
 
 /// A raw pointer shared by tasks that write disjoint pixels (different mask components).
 #[derive(Clone, Copy)]
@@ -63,32 +65,71 @@ pub fn watershed_volume<P: Pixel>(
     opts: WatershedOpts,
 ) -> Vec<u32> {
     let n = relief.len();
-    let inside = |i: usize| mask.is_none_or(|m| m[i] != 0);
     let sign = if opts.invert { -1.0 } else { 1.0 };
     let nb = Neighbourhood::new(shape, opts.conn);
-    let mut out: Vec<u32> = (0..n).into_par_iter().map(|i| if inside(i) { markers[i] } else { 0 }).collect();
     if opts.compactness > 0.0 {
+        let inside = |i: usize| mask.is_none_or(|m| m[i] != 0);
+        let mut out: Vec<u32> = (0..n).into_par_iter().map(|i| if inside(i) { markers[i] } else { 0 }).collect();
         compact_flood(relief, &mut out, &inside, sign, &nb, shape, opts.compactness);
         return out;
     }
-    let seeds: Vec<u32> = (0..n as u32).into_par_iter().filter(|&i| out[i as usize] != 0).collect();
+    // Seeds (marker pixels inside the mask) in raster order; the output starts as zeros with
+    // only the seeds written, so no full pass writes the whole label image twice.
+    let seeds = seed_pixels(markers, mask);
+    let mut out = zeroed_vec::<u32>(n);
+    for &s in &seeds {
+        out[s as usize] = markers[s as usize];
+    }
     let Some(mask) = mask else {
-        flood(relief, &seeds, SyncPtr(out.as_mut_ptr()), &|_| true, sign, &nb);
+        flood(relief, &seeds, SyncPtr(out.as_mut_ptr()), |_| true, sign, &nb);
         return out;
     };
     // Parts of the mask that do not touch cannot exchange labels: flood them independently
     // (a neighbour inside the mask is always in the same part, so the flood only tests the mask).
-    let (parts, count) = label_volume_by(mask, shape, opts.conn, |v| v != 0);
-    let mut per_part: Vec<Vec<u32>> = vec![Vec::new(); count as usize + 1];
+    // The parts are kept as runs: a seed's part is found from its row's runs, without painting a
+    // label image of the parts.
+    let parts = components(mask, shape, opts.conn, |v| (v != 0) as u32);
+    let w = shape[2];
+    let mut per_part: Vec<Vec<u32>> = vec![Vec::new(); parts.count as usize + 1];
     for &s in &seeds {
-        per_part[parts[s as usize] as usize].push(s);
+        let (row, x) = (s as usize / w, s % w as u32);
+        let rr = parts.runs.range(row);
+        // The run holding x: the last run of the row starting at or before x (seeds are inside).
+        let k = rr.start + parts.runs.start[rr.clone()].partition_point(|&st| st <= x) - 1;
+        per_part[parts.id[k] as usize].push(s);
     }
     drop(parts);
     let ptr = SyncPtr(out.as_mut_ptr());
     per_part.par_iter().filter(|s| !s.is_empty()).for_each(|s| {
-        flood(relief, s, ptr, &|i| mask[i] != 0, sign, &nb);
+        flood(relief, s, ptr, |i| mask[i] != 0, sign, &nb);
     });
     out
+}
+
+/// Marker pixels (non-zero) that lie inside the mask, in raster order; chunks scanned in
+/// parallel, skipping all-zero blocks of 16 markers at a time.
+fn seed_pixels(markers: &[u32], mask: Option<&[u8]>) -> Vec<u32> {
+    const CHUNK: usize = 1 << 15;
+    let parts: Vec<Vec<u32>> = markers
+        .par_chunks(CHUNK)
+        .enumerate()
+        .map(|(c, ch)| {
+            let mut v = Vec::new();
+            for (b, blk) in ch.chunks(16).enumerate() {
+                if blk.iter().fold(0, |a, &l| a | l) == 0 {
+                    continue;
+                }
+                for (k, &l) in blk.iter().enumerate() {
+                    let i = c * CHUNK + b * 16 + k;
+                    if l != 0 && mask.is_none_or(|m| m[i] != 0) {
+                        v.push(i as u32);
+                    }
+                }
+            }
+            v
+        })
+        .collect();
+    parts.concat()
 }
 
 /// The plain priority flood from `seeds` (raster order) over pixels where `inside` holds.
@@ -98,7 +139,7 @@ fn flood<P: Pixel>(
     relief: &[P],
     seeds: &[u32],
     out: SyncPtr,
-    inside: &(dyn Fn(usize) -> bool + Sync),
+    inside: impl Fn(usize) -> bool,
     sign: f64,
     nb: &Neighbourhood,
 ) {
@@ -203,7 +244,13 @@ pub fn watershed(
     if let Some(m) = mask {
         check_same_shape(image, "image", m, "mask")?;
     }
-    image.check_finite().map_err(|m| NodeError::input("image", m))?;
+    // A parallel, vectorised scan first; the API's check (sequential) only to word the error.
+    let finite = image
+        .pixels::<f32>()
+        .is_none_or(|px| px.par_chunks(1 << 16).all(|c| c.iter().fold(true, |a, v| a & v.is_finite())));
+    if !finite {
+        image.check_finite().map_err(|m| NodeError::input("image", m))?;
+    }
     let mk = markers
         .pixels::<u32>()
         .ok_or_else(|| NodeError::input("markers", format!("expected u32 labels, got {}", markers.dtype())))?;
