@@ -3,7 +3,7 @@
 
 Prepares the inputs exactly like /work/shared/peers/reference.py (gaussian sigma=2, Otsu, then
 connected components, EDT, peak_local_max seeds, watershed), saves them and the peer's outputs
-under OUT/<input>/, and times every op (median of REPEATS after one warm-up, single process) into
+under OUT/<input>/, and times every op (median of at least REPEATS runs, more for fast ops, after one warm-up, single process) into
 OUT/<input>/timing.json. The Rust side (examples/bench.rs) reads the same files.
 
   peer.py --img3d cells3d.tif --img2d hela.tif [--frame2d 0] --out DIR [--repeats 5]
@@ -24,10 +24,12 @@ warnings.filterwarnings("ignore", category=FutureWarning)  # binary_* deprecated
 
 
 def timeit(fn, repeats):
-    """Median wall-clock and process-CPU milliseconds of `repeats` runs after one warm-up."""
+    """Median wall-clock and process-CPU milliseconds after one warm-up: at least `repeats` runs,
+    more (up to 100) until 0.3 s have been spent, so millisecond ops get a stable median. The
+    Rust side (examples/bench.rs) uses the same rule."""
     fn()
     ts, cs = [], []
-    for _ in range(repeats):
+    while len(ts) < repeats or (sum(ts) < 0.3 and len(ts) < 100):
         t0, c0 = time.perf_counter(), time.process_time()
         fn()
         ts.append(time.perf_counter() - t0)

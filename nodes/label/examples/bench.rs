@@ -7,7 +7,7 @@
 //! RAYON_NUM_THREADS=2 cargo run --release -p petri-label --example bench -- DIR [--md OUT.md] [--only hela2d,erode,open]
 //! ```
 //!
-//! Every op is timed as the median of 5 runs after a warm-up, and its result is checked against
+//! Every op is timed as the median of at least 5 runs (more for fast ops, see [`time`]) after a warm-up, and its result is checked against
 //! the peer's output (exactly, or with the documented tolerance).
 
 use std::path::{Path, PathBuf};
@@ -34,12 +34,13 @@ fn cpu_ms() -> f64 {
     t.tv_sec as f64 * 1e3 + t.tv_nsec as f64 * 1e-6
 }
 
-/// Median wall-clock and CPU (all threads) ms of 5 runs after a warm-up, and the last result.
+/// Median wall-clock and CPU (all threads) ms after a warm-up, and the last result: at least 5
+/// runs, more (up to 100) until 0.3 s have been spent, as `bench/peer.py` does for skimage.
 fn time<R>(f: impl Fn() -> R) -> ((f64, f64), R) {
     let _ = f();
     let (mut ts, mut cs) = (Vec::new(), Vec::new());
     let mut last = None;
-    for _ in 0..5 {
+    while ts.len() < 5 || (ts.iter().sum::<f64>() < 300.0 && ts.len() < 100) {
         let (t, c) = (Instant::now(), cpu_ms());
         let r = f();
         ts.push(t.elapsed().as_secs_f64() * 1e3);
@@ -48,7 +49,9 @@ fn time<R>(f: impl Fn() -> R) -> ((f64, f64), R) {
     }
     ts.sort_by(f64::total_cmp);
     cs.sort_by(f64::total_cmp);
-    ((ts[2], cs[2]), last.expect("ran 5 times"))
+    // Median as Python's `statistics.median` (mean of the middle two for an even count).
+    let median = |v: &[f64]| (v[(v.len() - 1) / 2] + v[v.len() / 2]) / 2.0;
+    ((median(&ts), median(&cs)), last.expect("ran 5 times"))
 }
 
 fn u32s(s: &Stack) -> &[u32] {
