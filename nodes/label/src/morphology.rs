@@ -547,6 +547,15 @@ mod tests {
         assert!(dilate_mask(&m, [1, 7, 7], &huge).iter().all(|&v| v == 1));
         let huge_box = Structuring { footprint: Footprint::Box, ..huge };
         assert!(dilate_mask(&m, [1, 7, 7], &huge_box).iter().all(|&v| v == 1));
+        // Any non-zero value is foreground (a 0/255 mask gives the same 0/1 result).
+        let m255: Vec<u8> = m.iter().map(|&v| v * 255).collect();
+        assert_eq!(erode_mask(&m255, [1, 7, 7], &ball(1.0)), e);
+        assert_eq!(dilate_mask(&m255, [1, 7, 7], &ball(1.0)), d);
+        // One-pixel-wide and one-row images (no x or y neighbours).
+        let col = vec![0u8, 1, 1, 1, 0];
+        assert_eq!(erode_mask(&col, [1, 5, 1], &ball(1.0)), vec![0, 0, 1, 0, 0]);
+        assert_eq!(dilate_mask(&col, [1, 1, 5], &ball(2.0)), vec![1; 5]);
+        assert_eq!(erode_mask(&col, [1, 1, 5], &ball(0.0)), col);
         // The image edge does not erode.
         let full = vec![1u8; 9];
         assert_eq!(erode_mask(&full, [1, 3, 3], &ball(1.0)), full);
