@@ -27,6 +27,15 @@ impl RadixQueue {
         RadixQueue { last: 0, buckets: (0..65).map(|_| Vec::new()).collect(), head: 0, len: 0 }
     }
 
+    /// Empties the queue for a new, independent flood, keeping the buckets' allocations (many
+    /// small floods in a row then do not reallocate their buckets each time).
+    pub fn reset(&mut self) {
+        self.buckets.iter_mut().for_each(Vec::clear);
+        self.last = 0;
+        self.head = 0;
+        self.len = 0;
+    }
+
     pub fn len(&self) -> usize {
         self.len
     }
@@ -118,5 +127,11 @@ mod tests {
         }
         assert_eq!(popped, want);
         assert!(q.is_empty());
+        // After a reset, keys below the previous floods' last key are accepted again.
+        q.push(50, 1);
+        q.reset();
+        q.push(3, 7);
+        q.push(1, 8);
+        assert_eq!((q.pop(), q.pop(), q.pop()), (Some((1, 8)), Some((3, 7)), None));
     }
 }

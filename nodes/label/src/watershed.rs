@@ -81,7 +81,7 @@ pub fn watershed_volume<P: Pixel>(
         out[s as usize] = markers[s as usize];
     }
     let Some(mask) = mask else {
-        flood(relief, &seeds, SyncPtr(out.as_mut_ptr()), |_| true, sign, &nb);
+        flood(relief, &seeds, SyncPtr(out.as_mut_ptr()), |_| true, sign, &nb, &mut RadixQueue::new());
         return out;
     };
     // Parts of the mask that do not touch cannot exchange labels: flood them independently
@@ -100,8 +100,9 @@ pub fn watershed_volume<P: Pixel>(
     }
     drop(parts);
     let ptr = SyncPtr(out.as_mut_ptr());
-    per_part.par_iter().filter(|s| !s.is_empty()).for_each(|s| {
-        flood(relief, s, ptr, |i| mask[i] != 0, sign, &nb);
+    // One queue per thread, reused by its floods (a part is often a few hundred pixels).
+    per_part.par_iter().filter(|s| !s.is_empty()).for_each_init(RadixQueue::new, |q, s| {
+        flood(relief, s, ptr, |i| mask[i] != 0, sign, &nb, q);
     });
     out
 }
@@ -142,9 +143,10 @@ fn flood<P: Pixel>(
     inside: impl Fn(usize) -> bool,
     sign: f64,
     nb: &Neighbourhood,
+    q: &mut RadixQueue,
 ) {
     let key = |i: usize| order_key(sign * relief[i].to_f64());
-    let mut q = RadixQueue::new();
+    q.reset();
     // Seeds are pushed in raster order; the radix heap needs the smallest key first as base, so
     // they go through the same push as everything else (keys ≥ 0 = initial `last`).
     for &s in seeds {
