@@ -26,18 +26,6 @@ fn vm_hwm() -> u64 {
         .unwrap_or(0)
 }
 
-fn best<T>(repeats: usize, mut f: impl FnMut() -> T) -> (f64, T) {
-    let mut best = f64::INFINITY;
-    let mut last = None;
-    for _ in 0..repeats {
-        let t0 = Instant::now();
-        let v = f();
-        best = best.min(t0.elapsed().as_secs_f64());
-        last = Some(v);
-    }
-    (best, last.unwrap())
-}
-
 fn synthetic(mb: usize) -> Stack {
     let (h, w) = (1024usize, 1024usize);
     let z = (mb * (1 << 20) / (h * w * 2)).max(1);
@@ -64,6 +52,25 @@ struct Row {
     petri: f64,
     peer: f64,
     mb: f64,
+    /// 1-minute load average when the measurement started.
+    load: String,
+}
+
+/// The 1-minute load average (other programs competing for the 2 cores).
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
+}
+
+/// Flushes every dirty page to disk, so a timed write does not pay for an earlier one.
+fn settle() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: sync(2) takes no arguments and cannot fail.
+    unsafe {
+        libc::sync()
+    };
 }
 
 fn peer(python: &str, args: &[&str]) -> Vec<String> {
@@ -110,17 +117,23 @@ fn main() {
     let mb: usize = opt("--synthetic-mb", "2048").parse().unwrap();
     let repeats: usize = opt("--repeats", "3").parse().unwrap();
     let tmp = tempfile::tempdir_in(opt("--tmp", &std::env::temp_dir().to_string_lossy())).unwrap();
-    println!("threads: {}, repeats: {repeats}", rayon::current_num_threads());
+    println!("threads: {}, repeats: {repeats}, load average: {}", rayon::current_num_threads(), loadavg());
 
     let mut rows = Vec::new();
     let mut mem = Vec::new();
-    let mut inputs: Vec<(String, PathBuf, Compression)> = Vec::new();
+    // (name, file, its compression, an uncompressed file of the same pixels for the peer's writes)
+    let mut inputs: Vec<(String, PathBuf, Compression, PathBuf)> = Vec::new();
     if cells3d.exists() {
-        inputs.push(("cells3d 60×256×256 u16, uncompressed".into(), cells3d.clone(), Compression::None));
+        inputs.push((
+            "cells3d 60×256×256 u16, uncompressed".into(),
+            cells3d.clone(),
+            Compression::None,
+            cells3d.clone(),
+        ));
         let lzw = tmp.path().join("cells3d_lzw.tif");
         let s = load_stack(&cells3d, &LoadOptions::default(), &ctx).unwrap();
         save_tiff(&s, StackKind::Image, &lzw, Compression::Lzw, &ctx).unwrap();
-        inputs.push(("cells3d 60×256×256 u16, LZW".into(), lzw, Compression::Lzw));
+        inputs.push(("cells3d 60×256×256 u16, LZW".into(), lzw, Compression::Lzw, cells3d.clone()));
     } else {
         println!("cells3d not found at {} (skipped)", cells3d.display());
     }
@@ -128,49 +141,71 @@ fn main() {
         let t0 = Instant::now();
         let s = synthetic(mb);
         let desc = s.describe();
+        let plain = tmp.path().join("synthetic_None.tif");
         for c in [Compression::None, Compression::Lzw] {
             let p = tmp.path().join(format!("synthetic_{c:?}.tif"));
             save_tiff(&s, StackKind::Image, &p, c, &ctx).unwrap();
-            inputs.push((format!("synthetic {desc} ({} MB), {c:?}", (s.len() * 2) >> 20), p, c));
+            inputs.push((format!("synthetic {desc} ({} MB), {c:?}", (s.len() * 2) >> 20), p, c, plain.clone()));
         }
         println!("generated the synthetic stack in {:.1} s", t0.elapsed().as_secs_f64());
     }
 
-    for (name, file, comp) in &inputs {
-        let bytes = {
-            let s = load_stack(file, &LoadOptions::default(), &ctx).unwrap();
-            (s.len() * s.dtype().size()) as f64
-        };
+    for (name, file, comp, plain) in &inputs {
+        let s = load_stack(file, &LoadOptions::default(), &ctx).unwrap();
+        let bytes = (s.len() * s.dtype().size()) as f64;
         let mbytes = bytes / 1e6;
         // Read, each in a fresh process.
+        let load = loadavg();
         let ((t_petri, rss_petri), (t_peer, rss_peer)) = fresh_reads(&python, file, repeats);
-        rows.push(Row { what: format!("read {name}"), petri: t_petri, peer: t_peer, mb: mbytes });
+        rows.push(Row { what: format!("read {name}"), petri: t_petri, peer: t_peer, mb: mbytes, load });
         mem.push((name.clone(), bytes, rss_petri, rss_peer as f64));
-        // Write (same compression as the input), in-process for both.
-        let s = load_stack(file, &LoadOptions::default(), &ctx).unwrap();
+        // Writes (same compression as the input), alternating Petri and tifffile, each after a
+        // `sync` so no one pays for the other's dirty pages.
         let out = tmp.path().join("petri_out.tif");
-        // Plain write, no fsync (what tifffile.imwrite does) ...
+        let pout = tmp.path().join("peer_out.tif");
         let planes = petri_io::tiffwrite::imagej_planes::<u16>(&s).unwrap();
         let (desc, px) = petri_io::save_tiff::imagej_meta(&s);
         let meta = petri_io::tiffwrite::PageMeta { description: &desc, pixel_size: px };
-        let (t_raw, _) = best(repeats, || {
-            let mut f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&out).unwrap());
-            petri_io::tiffwrite::write_planes(&mut f, &planes, s.y(), s.x(), *comp, &meta, &|| false).unwrap();
-            std::io::Write::flush(&mut f).unwrap();
-        });
-        // ... and the node's atomic save (temporary file, fsync, rename).
-        let (t_w, _) = best(repeats, || save_tiff(&s, StackKind::Image, &out, *comp, &ctx).unwrap());
-        drop(planes);
-        drop(s);
         let cname = match comp {
             Compression::None => "none",
             Compression::Lzw => "lzw",
             _ => "deflate",
         };
-        let pout = tmp.path().join("peer_out.tif");
-        let w =
-            peer(&python, &["write", &file.to_string_lossy(), &pout.to_string_lossy(), cname, &repeats.to_string()]);
-        let t_wp: f64 = w[1].parse().unwrap();
+        let peer_write = |fsync: bool| -> f64 {
+            let mut a = vec!["write", &*plain.to_string_lossy(), &*pout.to_string_lossy(), cname, "1"]
+                .into_iter()
+                .map(str::to_string)
+                .collect::<Vec<_>>();
+            if fsync {
+                a.push("fsync".into());
+            }
+            let a: Vec<&str> = a.iter().map(String::as_str).collect();
+            peer(&python, &a)[1].parse().unwrap()
+        };
+        let load = loadavg();
+        let (mut t_raw, mut t_w, mut t_wp, mut t_wpf) = (f64::INFINITY, f64::INFINITY, f64::INFINITY, f64::INFINITY);
+        for _ in 0..repeats {
+            // Plain write, no fsync (what tifffile.imwrite does) ...
+            settle();
+            let t0 = Instant::now();
+            let mut f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&out).unwrap());
+            petri_io::tiffwrite::write_planes(&mut f, &planes, s.y(), s.x(), *comp, &meta, &|| false).unwrap();
+            std::io::Write::flush(&mut f).unwrap();
+            drop(f);
+            t_raw = t_raw.min(t0.elapsed().as_secs_f64());
+            settle();
+            t_wp = t_wp.min(peer_write(false));
+            // ... and the node's atomic save (temporary file, fsync, rename) against tifffile
+            // followed by an fsync of its file.
+            settle();
+            let t0 = Instant::now();
+            save_tiff(&s, StackKind::Image, &out, *comp, &ctx).unwrap();
+            t_w = t_w.min(t0.elapsed().as_secs_f64());
+            settle();
+            t_wpf = t_wpf.min(peer_write(true));
+        }
+        drop(planes);
+        drop(s);
         let sizes = (
             std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0),
             std::fs::metadata(&pout).map(|m| m.len()).unwrap_or(0),
@@ -184,30 +219,40 @@ fn main() {
             petri: t_raw,
             peer: t_wp,
             mb: mbytes,
+            load: load.clone(),
         });
         rows.push(Row {
-            what: format!("write {name}: Petri's atomic save_tiff (temp file + fsync + rename) vs tifffile"),
+            what: format!("write {name}: atomic save_tiff (temp file + fsync + rename) vs tifffile + fsync"),
+            petri: t_w,
+            peer: t_wpf,
+            mb: mbytes,
+            load: load.clone(),
+        });
+        rows.push(Row {
+            what: format!("write {name}: atomic save_tiff vs tifffile without fsync"),
             petri: t_w,
             peer: t_wp,
             mb: mbytes,
+            load,
         });
         let _ = std::fs::remove_file(&out);
         let _ = std::fs::remove_file(&pout);
     }
 
     println!(
-        "\n| operation | Petri s | tifffile s | Petri MB/s | tifffile MB/s | speed-up (tifffile time / Petri time) |"
+        "\n| operation | Petri s | tifffile s | Petri MB/s | tifffile MB/s | speed-up (tifffile time / Petri time) | load |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     for r in &rows {
         println!(
-            "| {} | {:.3} | {:.3} | {:.0} | {:.0} | {:.2} |",
+            "| {} | {:.3} | {:.3} | {:.0} | {:.0} | {:.2} | {} |",
             r.what,
             r.petri,
             r.peer,
             r.mb / r.petri,
             r.mb / r.peer,
-            r.peer / r.petri
+            r.peer / r.petri,
+            r.load
         );
     }
     println!(

@@ -2,10 +2,13 @@
 """tifffile side of the petri-io benchmark (examples/bench_io.rs runs it; see docs/benchmarks/io.md).
 
     bench_peer.py read FILE REPEATS      -> prints "read <best seconds> <max RSS bytes> <shape> <dtype>"
-    bench_peer.py write IN OUT COMP REPEATS -> prints "write <best seconds>" (IN is read first, untimed)
+    bench_peer.py write IN OUT COMP REPEATS [fsync] -> prints "write <best seconds>" (IN is read first,
+        untimed; with "fsync" the file is fsynced after writing, inside the timing, to compare with
+        Petri's atomic save)
 
 COMP is none, lzw or deflate; files are written as ImageJ hyperstacks like Petri's io.save_tiff.
 """
+import os
 import resource
 import sys
 import time
@@ -27,6 +30,7 @@ def main():
         print(f"read {best:.6f} {rss} {'x'.join(map(str, shape))} {dtype}")
     else:
         src, out, comp, repeats = sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+        fsync = len(sys.argv) > 6 and sys.argv[6] == "fsync"
         a = tifffile.imread(src)
         axes = "ZYX" if a.ndim == 3 else "YX"
         best = float("inf")
@@ -34,6 +38,9 @@ def main():
             t0 = time.perf_counter()
             tifffile.imwrite(out, a, imagej=True, metadata={"axes": axes},
                              compression=None if comp == "none" else comp)
+            if fsync:
+                with open(out, "rb+") as f:
+                    os.fsync(f.fileno())
             best = min(best, time.perf_counter() - t0)
         print(f"write {best:.6f}")
 

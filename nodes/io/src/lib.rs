@@ -6,6 +6,7 @@ pub mod layout;
 pub mod load;
 pub mod load_labels;
 pub mod load_stack;
+pub mod lzw;
 pub mod ome;
 pub mod raster;
 pub mod save_png;

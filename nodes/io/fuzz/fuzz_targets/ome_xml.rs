@@ -3,6 +3,11 @@
 
 use libfuzzer_sys::fuzz_target;
 
+mod limit_alloc;
+
+#[global_allocator]
+static ALLOC: limit_alloc::Limit = limit_alloc::Limit;
+
 fuzz_target!(|data: &[u8]| {
     // First byte: the file's page count (0–255), the rest: the XML.
     let Some((&pages, xml)) = data.split_first() else { return };
