@@ -8,8 +8,10 @@
 //! dsb2018: train a 2-D U-Net (instance borders: background / nucleus / border) on the left
 //! half of assets/samples/nuclei2d.tif, predict the right half: foreground IoU, and object F1 at
 //! IoU 0.5 after growing nucleus seeds into the border class. nuclei3d: a 3-D U-Net on the
-//! synthetic nuclei (first half of X for training, second half predicted). cells3d: the
-//! anisotropic 3-D U-Net on the Allen cells3d nuclei (same split).
+//! synthetic nuclei, trained on the first two thirds of X, the last third held out and
+//! predicted. cells3d: the anisotropic 3-D U-Net on the Allen cells3d nuclei (same split).
+//! `PETRI_ACC_{EPOCHS,BASE,PATCHES,PATCH_Z,PATCH_XY,LR,TRAIN_FRACTION}` override the 3-D
+//! settings for tuning runs.
 use std::path::Path;
 use std::time::Instant;
 
@@ -62,6 +64,24 @@ fn ctx() -> NodeCtx {
     )
 }
 
+/// How the image is divided: the last part of X is always the held-out test block.
+#[derive(Clone, Copy)]
+enum Protocol {
+    /// Train on x < w/2 chopped 2×2(×2) with a quarter of the blocks for validation (model
+    /// selection by validation loss); test on x ≥ w/2.
+    HalfChopped,
+    /// Train on x < `frac`·w as one block, test on the rest. No validation split: the final
+    /// epoch's weights are kept (`keep_best` off, no early stopping). The test block is given
+    /// to the trainer as its validation image only so that its IoU is printed every epoch;
+    /// it never influences the weights.
+    Holdout(f64),
+}
+
+/// A number from the environment (for tuning runs without recompiling), else `default`.
+fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
 #[allow(clippy::too_many_arguments)]
 fn run(
     name: &str,
@@ -75,14 +95,32 @@ fn run(
     tile: [usize; 3],
     mode: ClassMode,
     lr: f64,
+    protocol: Protocol,
 ) {
     let t0 = Instant::now();
     let w = img.x();
-    let (ti, tl) = (xcrop(&img, 0, w / 2, false), xcrop(&lab, 0, w / 2, true));
-    let (pi, pl) = (xcrop(&img, w / 2, w, false), xcrop(&lab, w / 2, w, true));
+    let cut = match protocol {
+        Protocol::HalfChopped => w / 2,
+        Protocol::Holdout(f) => ((w as f64 * f).round() as usize).clamp(1, w - 1),
+    };
+    let (ti, tl) = (xcrop(&img, 0, cut, false), xcrop(&lab, 0, cut, true));
+    let (pi, pl) = (xcrop(&img, cut, w, false), xcrop(&lab, cut, w, true));
+    println!(
+        "{name}: train on x < {cut} ({}×{}×{}), test on x ≥ {cut} ({}×{}×{}); {arch:?}; patch {patch:?}, {patches} patches × {epochs} epochs, batch {batch}, lr {lr}",
+        ti.z(),
+        ti.y(),
+        ti.x(),
+        pi.z(),
+        pi.y(),
+        pi.x()
+    );
+    let (images, labels, split, keep_best) = match protocol {
+        Protocol::HalfChopped => (vec![ti], vec![tl], Split::Chop(2, 0.25), true),
+        Protocol::Holdout(_) => (vec![ti, pi.clone()], vec![tl, pl.clone()], Split::Indices(vec![1]), false),
+    };
     let ds = build_dataset(
-        &[ti],
-        &[tl],
+        &images,
+        &labels,
         &DatasetOptions {
             mode,
             classes: 0,
@@ -90,7 +128,7 @@ fn run(
             patch,
             foreground_oversample: 0.5,
             patches_per_epoch: patches,
-            split: Split::Chop(2, 0.25),
+            split,
             seed: 0,
             normalisation: Normalisation::Percentile { low: 1.0, high: 99.8 },
         },
@@ -125,7 +163,7 @@ fn run(
         },
         schedule: Schedule::Cosine { min_lr: 2e-5 },
         early_stopping: 0,
-        keep_best: true,
+        keep_best,
         seed: 0,
     };
     let mut net = Net::init(ModelConfig::new(arch, 0), &candle_core::Device::Cpu).unwrap();
@@ -145,13 +183,13 @@ fn run(
         .iter()
         .filter_map(|h| h.val_loss.map(|v| (v, h.epoch)))
         .fold((f64::INFINITY, 0), |a, b| if b.0 < a.0 { b } else { a });
+    let kept =
+        if keep_best { format!("best val loss {:.4} at epoch {}", best.0, best.1) } else { "final epoch kept".into() };
     println!(
-        "{name}: held-out foreground IoU {iou:.3}, object F1@0.5 {f1:.3} ({} predicted, {} true objects); train {t_train:.0} s ({} epochs, best val loss {:.4} at epoch {}), predict with TTA {t_pred:.1} s",
+        "{name}: held-out foreground IoU {iou:.3}, object F1@0.5 {f1:.3} ({} predicted, {} true objects); train {t_train:.0} s ({} epochs, {kept}), predict with TTA {t_pred:.1} s",
         inst.iter().copied().filter(|&v| v != 0).collect::<std::collections::BTreeSet<_>>().len(),
         truth.iter().copied().filter(|&v| v != 0).collect::<std::collections::BTreeSet<_>>().len(),
         hist.len(),
-        best.0,
-        best.1
     );
 }
 
@@ -173,16 +211,34 @@ fn main() {
                 padding: Padding::Same,
                 decoder: Decoder::TransposedConv,
             };
-            run("dsb2018", img, lab, arch, [1, 128, 128], 64, 40, 8, [1, 256, 256], ClassMode::InstanceBorders, 2e-3);
+            run(
+                "dsb2018",
+                img,
+                lab,
+                arch,
+                [1, 128, 128],
+                64,
+                40,
+                8,
+                [1, 256, 256],
+                ClassMode::InstanceBorders,
+                2e-3,
+                Protocol::HalfChopped,
+            );
         }
         "nuclei3d" | "cells3d" => {
-            let (img, lab, dims, patch, tile) = if what == "nuclei3d" {
+            // Defaults are the recorded runs (docs/benchmarks/learn.md); PETRI_ACC_* variables
+            // override them for tuning.
+            let (img, lab, dims, patch, tile, base, epochs, patches) = if what == "nuclei3d" {
                 (
                     read_tiff(&samples.join("nuclei3d_synthetic.tif")).unwrap(),
                     read_tiff(&samples.join("nuclei3d_synthetic_labels.tif")).unwrap(),
                     Dims::Three,
-                    [16, 32, 16],
+                    [16, 32, 32],
                     [32, 64, 32],
+                    16,
+                    60,
+                    64,
                 )
             } else {
                 let dir = std::env::args().nth(2).expect("path to nuclei3d_cells3d");
@@ -192,21 +248,40 @@ fn main() {
                     Dims::Anisotropic,
                     [16, 64, 64],
                     [32, 128, 128],
+                    16,
+                    30,
+                    48,
                 )
             };
+            let pz = env("PETRI_ACC_PATCH_Z", patch[0]);
+            let pxy = env("PETRI_ACC_PATCH_XY", patch[1]);
             let arch = UNetConfig {
                 dims,
                 in_channels: 1,
                 classes: 2,
                 depth: 3,
-                base_filters: 8,
+                base_filters: env("PETRI_ACC_BASE", base),
                 batch_norm: true,
                 dropout: 0.0,
                 padding: Padding::Same,
                 decoder: Decoder::TransposedConv,
             };
-            // Foreground / background: the targets are foreground IoU.
-            run(&what, img, lab, arch, patch, 32, 60, 4, tile, ClassMode::Foreground, 3e-3);
+            // Foreground / background: the targets are foreground IoU. Train on the first two
+            // thirds of X, test on the last third.
+            run(
+                &what,
+                img,
+                lab,
+                arch,
+                [pz, pxy, pxy],
+                env("PETRI_ACC_PATCHES", patches),
+                env("PETRI_ACC_EPOCHS", epochs),
+                4,
+                tile,
+                ClassMode::Foreground,
+                env("PETRI_ACC_LR", 3e-3),
+                Protocol::Holdout(env("PETRI_ACC_TRAIN_FRACTION", 2.0 / 3.0)),
+            );
         }
         other => eprintln!("unknown run {other}: dsb2018, nuclei3d or cells3d"),
     }

@@ -50,6 +50,33 @@ impl Conv {
     }
 }
 
+impl Conv {
+    /// Evaluation mode `bn(conv(x))` with the batch norm (+ ReLU) folded into the convolution's
+    /// output tiles: same arithmetic as the separate ops, one pass less. `None` off the CPU or
+    /// with a bias (the caller then runs the separate ops).
+    pub fn forward_bn_eval(&self, x: &Tensor, bn: &BnRelu) -> Result<Option<Tensor>> {
+        if self.b.is_some() {
+            return Ok(None);
+        }
+        let (scale, shift) = bn.eval_affine()?;
+        ops::conv::conv_affine_eval(x, &self.w, self.pad, ops::conv::Epilogue { scale, shift, relu: true })
+    }
+
+    /// Training mode `bn(conv(x))` (+ ReLU) as one fused node, updating `bn`'s running
+    /// statistics; bit-for-bit the separate ops. `None` off the CPU or with a bias.
+    pub fn forward_bn_train(&self, x: &Tensor, bn: &BnRelu) -> Result<Option<Tensor>> {
+        if self.b.is_some() {
+            return Ok(None);
+        }
+        let Some((y, stats)) = ops::fused::conv_bn_relu_train(x, &self.w, self.pad, &bn.gamma, &bn.beta)? else {
+            return Ok(None);
+        };
+        // The batch statistics are those of the convolution's output (same element count as y).
+        bn.update_running(&y, &stats)?;
+        Ok(Some(y))
+    }
+}
+
 /// Batch normalisation + ReLU with running statistics (momentum 0.1, unbiased running
 /// variance, as PyTorch).
 #[derive(Clone, Debug)]
@@ -71,6 +98,23 @@ impl BnRelu {
         Ok(BnRelu { gamma, beta, running_mean: Var::from_tensor(&rm)?, running_var: Var::from_tensor(&rv)? })
     }
 
+    /// Evaluation mode as a per-channel affine map `x·scale + shift` (computed exactly as the
+    /// evaluation op does: f64, rounded to f32 once).
+    pub fn eval_affine(&self) -> Result<(Vec<f32>, Vec<f32>)> {
+        let g = self.gamma.to_vec1::<f32>()?;
+        let b = self.beta.to_vec1::<f32>()?;
+        let m = self.running_mean.as_tensor().to_vec1::<f32>()?;
+        let v = self.running_var.as_tensor().to_vec1::<f32>()?;
+        let mut sc = Vec::with_capacity(g.len());
+        let mut sh = Vec::with_capacity(g.len());
+        for i in 0..g.len() {
+            let scale = g[i] as f64 / (v[i] as f64 + ops::norm::EPS).sqrt();
+            sc.push(scale as f32);
+            sh.push((b[i] as f64 - m[i] as f64 * scale) as f32);
+        }
+        Ok((sc, sh))
+    }
+
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         if !train {
             return ops::norm::batch_norm_eval(
@@ -83,21 +127,27 @@ impl BnRelu {
             );
         }
         let (y, stats) = ops::norm::batch_norm_train(x, &self.gamma, &self.beta, true)?;
+        self.update_running(x, &stats)?;
+        Ok(y)
+    }
+
+    /// Running averages updated with a batch's (mean, biased variance) of `x`'s channels.
+    fn update_running(&self, x: &Tensor, stats: &[(f64, f64)]) -> Result<()> {
         let cnt = (x.elem_count() / x.dim(1)?) as f64;
         let corr = if cnt > 1.0 { cnt / (cnt - 1.0) } else { 1.0 };
         let rm = self.running_mean.as_tensor().to_vec1::<f32>()?;
         let rv = self.running_var.as_tensor().to_vec1::<f32>()?;
         let nm: Vec<f32> =
-            rm.iter().zip(&stats).map(|(&r, s)| ((1.0 - BN_MOMENTUM) * r as f64 + BN_MOMENTUM * s.0) as f32).collect();
+            rm.iter().zip(stats).map(|(&r, s)| ((1.0 - BN_MOMENTUM) * r as f64 + BN_MOMENTUM * s.0) as f32).collect();
         let nv: Vec<f32> = rv
             .iter()
-            .zip(&stats)
+            .zip(stats)
             .map(|(&r, s)| ((1.0 - BN_MOMENTUM) * r as f64 + BN_MOMENTUM * s.1 * corr) as f32)
             .collect();
         let dev = x.device();
         self.running_mean.set(&Tensor::from_vec(nm, rm.len(), dev)?)?;
         self.running_var.set(&Tensor::from_vec(nv, rv.len(), dev)?)?;
-        Ok(y)
+        Ok(())
     }
 }
 
@@ -158,4 +208,89 @@ pub fn init_weights(vm: &VarMap, seed: u64) -> Result<()> {
         var.set(&Tensor::from_vec(v, dims.as_slice(), var.device())?.to_dtype(DType::F32)?)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn folded_eval_batch_norm_equals_separate_ops_bit_for_bit() {
+        let dev = Device::Cpu;
+        for three_d in [false, true] {
+            let vm = VarMap::new();
+            let vb = VarBuilder::from_varmap(&vm, DType::F32, &dev);
+            let k = if three_d { [3, 3, 3] } else { [1, 3, 3] };
+            let conv = Conv::new(3, 5, k, [k[0] / 2, 1, 1], false, three_d, vb.pp("c")).unwrap();
+            let bn = BnRelu::new(5, vb.pp("bn")).unwrap();
+            init_weights(&vm, 4).unwrap();
+            let x = if three_d {
+                Tensor::arange(0f32, 2.0 * 3.0 * 4.0 * 6.0 * 7.0, &dev).unwrap().reshape((2, 3, 4, 6, 7)).unwrap()
+            } else {
+                Tensor::arange(0f32, 2.0 * 3.0 * 6.0 * 7.0, &dev).unwrap().reshape((2, 3, 6, 7)).unwrap()
+            };
+            let x = (x * 0.37).unwrap().sin().unwrap();
+            // Non-trivial running statistics (two training passes).
+            bn.forward_t(&conv.forward(&x).unwrap(), true).unwrap();
+            bn.forward_t(&conv.forward(&(&x * 1.5).unwrap()).unwrap(), true).unwrap();
+            let a = bn.forward_t(&conv.forward(&x).unwrap(), false).unwrap();
+            let b = conv.forward_bn_eval(&x, &bn).unwrap().unwrap();
+            let (a, b) = (
+                a.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+                b.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            );
+            assert!(a.iter().zip(&b).all(|(p, q)| p.to_bits() == q.to_bits()), "three_d {three_d}");
+            assert!(a.iter().any(|&v| v > 0.0) && a.contains(&0.0));
+        }
+    }
+
+    #[test]
+    fn fused_training_conv_bn_relu_equals_separate_ops_bit_for_bit() {
+        let dev = Device::Cpu;
+        for three_d in [false, true] {
+            let vm = VarMap::new();
+            let vb = VarBuilder::from_varmap(&vm, DType::F32, &dev);
+            let k = if three_d { [3, 3, 3] } else { [1, 3, 3] };
+            let c1 = Conv::new(3, 4, k, [k[0] / 2, 1, 1], false, three_d, vb.pp("c1")).unwrap();
+            let b1 = BnRelu::new(4, vb.pp("b1")).unwrap();
+            let c2 = Conv::new(4, 5, k, [k[0] / 2, 1, 1], false, three_d, vb.pp("c2")).unwrap();
+            let b2 = BnRelu::new(5, vb.pp("b2")).unwrap();
+            init_weights(&vm, 9).unwrap();
+            let shape: Vec<usize> = if three_d { vec![2, 3, 4, 6, 7] } else { vec![2, 3, 6, 7] };
+            let n: usize = shape.iter().product();
+            let x =
+                candle_core::Var::from_vec((0..n).map(|i| (i as f32 * 0.37).sin()).collect(), shape.as_slice(), &dev)
+                    .unwrap();
+            let r = |t: &Tensor| Tensor::arange(0f32, t.elem_count() as f32, &dev).unwrap().reshape(t.shape()).unwrap();
+            let sep = {
+                let h = b1.forward_t(&c1.forward(&x).unwrap(), true).unwrap();
+                b2.forward_t(&c2.forward(&h).unwrap(), true).unwrap()
+            };
+            let stats_sep = (b2.running_mean.to_vec1::<f32>().unwrap(), b2.running_var.to_vec1::<f32>().unwrap());
+            let fused = {
+                let h = c1.forward_bn_train(&x, &b1).unwrap().unwrap();
+                c2.forward_bn_train(&h, &b2).unwrap().unwrap()
+            };
+            let g1 = (&sep * r(&sep).cos().unwrap()).unwrap().sum_all().unwrap().backward().unwrap();
+            let g2 = (&fused * r(&fused).cos().unwrap()).unwrap().sum_all().unwrap().backward().unwrap();
+            let bits = |t: &Tensor| {
+                t.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+            };
+            assert_eq!(bits(&sep), bits(&fused));
+            for (name, var) in vm.data().lock().unwrap().iter() {
+                if name.contains("running") {
+                    continue;
+                }
+                assert_eq!(bits(g1.get(var).unwrap()), bits(g2.get(var).unwrap()), "{name} three_d {three_d}");
+            }
+            assert_eq!(bits(g1.get(&x).unwrap()), bits(g2.get(&x).unwrap()));
+            // Both passes saw the same batch statistics s: running mean 0.1·s, then 0.9·0.1·s + 0.1·s.
+            let rm = b2.running_mean.to_vec1::<f32>().unwrap();
+            for (a, b) in rm.iter().zip(&stats_sep.0) {
+                assert!((a - 1.9 * b).abs() <= 1e-6 * (1.0 + b.abs()), "{a} vs 1.9 × {b}");
+            }
+            assert!(stats_sep.1.iter().all(|v| v.is_finite() && *v != 1.0));
+        }
+    }
 }

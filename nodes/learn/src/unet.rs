@@ -182,12 +182,22 @@ impl Block {
     }
 
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let act = |y: Tensor, n: &Option<BnRelu>| match n {
-            Some(n) => n.forward_t(&y, train),
-            None => y.relu(),
+        let step = |x: &Tensor, c: &Conv, n: &Option<BnRelu>| -> Result<Tensor> {
+            match n {
+                Some(n) => {
+                    // Fused where possible: batch norm folded into the convolution (inference),
+                    // or convolution + batch norm + ReLU as one autograd node (training).
+                    let fused = if train { c.forward_bn_train(x, n)? } else { c.forward_bn_eval(x, n)? };
+                    match fused {
+                        Some(y) => Ok(y),
+                        None => n.forward_t(&c.forward(x)?, train),
+                    }
+                }
+                None => c.forward(x)?.relu(),
+            }
         };
-        let y = act(self.c1.forward(x)?, &self.n1)?;
-        act(self.c2.forward(&y)?, &self.n2)
+        let y = step(x, &self.c1, &self.n1)?;
+        step(&y, &self.c2, &self.n2)
     }
 }
 
@@ -200,12 +210,7 @@ enum Up {
 impl Up {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match self {
-            Up::Transposed { w, b, f } => {
-                let y = ops::upsample::conv_transpose_k_eq_s(x, w, *f)?;
-                let mut s = vec![1; y.rank()];
-                s[1] = b.dim(0)?;
-                y.broadcast_add(&b.reshape(s)?)
-            }
+            Up::Transposed { w, b, f } => ops::upsample::conv_transpose_k_eq_s_bias(x, w, b, *f),
             Up::UpConv { conv, f } => conv.forward(&ops::upsample::upsample_nearest(x, *f)?),
         }
     }
@@ -304,7 +309,7 @@ impl UNet {
             let u = up.forward(&h)?;
             let s = skips.pop().expect("one skip per decoder level");
             let s = crop_to(&s, &u)?;
-            h = blk.forward_t(&Tensor::cat(&[&s, &u], 1)?, train)?;
+            h = blk.forward_t(&ops::cat::cat_channels(&s, &u)?, train)?;
         }
         self.head.forward(&h)
     }

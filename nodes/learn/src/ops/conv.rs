@@ -112,7 +112,7 @@ fn im2col_tile(x: &[f32], g: &Geo, row0: usize, row1: usize, col: &mut [f32]) {
 /// `dst[m, n] (+)= lhs[m, k] · rhs[k, n]` with explicit row/column strides, single-threaded.
 #[allow(clippy::too_many_arguments)]
 #[inline]
-unsafe fn sgemm(
+pub(crate) unsafe fn sgemm(
     m: usize,
     n: usize,
     k: usize,
@@ -169,6 +169,19 @@ fn tiles(g: &Geo) -> Vec<(usize, usize, usize)> {
 
 /// Forward convolution: `x` (N·Cin·D·H·W), `w` (Cout·Cin·kd·kh·kw) → N·Cout·Do·Ho·Wo.
 pub fn conv_forward(x: &[f32], w: &[f32], g: &Geo) -> Vec<f32> {
+    conv_forward_epilogue(x, w, g, None)
+}
+
+/// Per-output-channel `y ↦ max(y·scale + shift, 0)` applied to each tile right after its gemm,
+/// while it is in cache: evaluation-mode batch norm + ReLU folded into the convolution.
+pub struct Epilogue {
+    pub scale: Vec<f32>,
+    pub shift: Vec<f32>,
+    pub relu: bool,
+}
+
+/// [`conv_forward`] with an optional [`Epilogue`].
+pub fn conv_forward_epilogue(x: &[f32], w: &[f32], g: &Geo, ep: Option<&Epilogue>) -> Vec<f32> {
     let o = g.out();
     let m = o[0] * o[1] * o[2];
     let kk = g.kk();
@@ -196,6 +209,18 @@ pub fn conv_forward(x: &[f32], w: &[f32], g: &Geo) -> Vec<f32> {
                 tl as isize,
                 1,
             );
+            if let Some(ep) = ep {
+                for co in 0..g.cout {
+                    // SAFETY: the same columns of this task's rows, as written just above.
+                    let row = std::slice::from_raw_parts_mut(dst.0.add(b * g.cout * m + co * m + r0 * o[2]), tl);
+                    let (sc, sh) = (ep.scale[co], ep.shift[co]);
+                    if ep.relu {
+                        row.iter_mut().for_each(|v| *v = (*v * sc + sh).max(0.0));
+                    } else {
+                        row.iter_mut().for_each(|v| *v = *v * sc + sh);
+                    }
+                }
+            }
         }
     });
     out
@@ -278,7 +303,7 @@ pub fn conv_backward_input(dy: &[f32], w: &[f32], g: &Geo) -> Vec<f32> {
     conv_forward(dy, &wt, &bg)
 }
 
-fn geo_of(x: &Layout, w: &Layout, pad: [usize; 3]) -> Result<Geo> {
+pub(crate) fn geo_of(x: &Layout, w: &Layout, pad: [usize; 3]) -> Result<Geo> {
     let xd = x.dims();
     let wd = w.dims();
     if xd.len() != wd.len() {
@@ -294,7 +319,7 @@ fn geo_of(x: &Layout, w: &Layout, pad: [usize; 3]) -> Result<Geo> {
     Ok(g)
 }
 
-fn out_shape(g: &Geo, rank: usize) -> Shape {
+pub(crate) fn out_shape(g: &Geo, rank: usize) -> Shape {
     let o = g.out();
     if rank == 4 { Shape::from((g.n, g.cout, o[1], o[2])) } else { Shape::from((g.n, g.cout, o[0], o[1], o[2])) }
 }
@@ -333,9 +358,9 @@ impl CustomOp2 for ConvOp {
     }
 }
 
-struct ConvBwdInput {
-    pad: [usize; 3],
-    x_shape: Shape,
+pub(crate) struct ConvBwdInput {
+    pub(crate) pad: [usize; 3],
+    pub(crate) x_shape: Shape,
 }
 
 impl CustomOp2 for ConvBwdInput {
@@ -353,9 +378,9 @@ impl CustomOp2 for ConvBwdInput {
     }
 }
 
-struct ConvBwdWeight {
-    pad: [usize; 3],
-    w_shape: Shape,
+pub(crate) struct ConvBwdWeight {
+    pub(crate) pad: [usize; 3],
+    pub(crate) w_shape: Shape,
 }
 
 impl CustomOp2 for ConvBwdWeight {
@@ -371,6 +396,41 @@ impl CustomOp2 for ConvBwdWeight {
         super::prof(2, t0);
         Ok((CpuStorage::F32(dw), self.w_shape.clone()))
     }
+}
+
+/// Inference-only convolution followed by a per-channel affine map and ReLU (no gradient).
+struct ConvEpilogueOp {
+    pad: [usize; 3],
+    ep: Epilogue,
+}
+
+impl CustomOp2 for ConvEpilogueOp {
+    fn name(&self) -> &'static str {
+        "petri-conv-affine-relu"
+    }
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let t0 = std::time::Instant::now();
+        let g = geo_of(l1, l2, self.pad)?;
+        if self.ep.scale.len() != g.cout || self.ep.shift.len() != g.cout {
+            candle_core::bail!("conv epilogue: {} channels expected", g.cout);
+        }
+        let x = f32_contiguous(s1, l1)?;
+        let w = f32_contiguous(s2, l2)?;
+        let y = conv_forward_epilogue(&x, &w, &g, Some(&self.ep));
+        super::prof(0, t0);
+        Ok((CpuStorage::F32(y), out_shape(&g, l1.dims().len())))
+    }
+}
+
+/// `max(conv(x, w)·scale + shift, 0)` per output channel (ReLU if `relu`), without gradient:
+/// evaluation-mode batch norm folded into the convolution (CPU only; `None` elsewhere, where
+/// the caller runs the separate ops).
+pub fn conv_affine_eval(x: &Tensor, w: &Tensor, pad: [usize; 3], ep: Epilogue) -> Result<Option<Tensor>> {
+    if !x.device().is_cpu() {
+        return Ok(None);
+    }
+    let pad = if x.rank() == 4 { [0, pad[1], pad[2]] } else { pad };
+    Ok(Some(x.apply_op2_no_bwd(w, &ConvEpilogueOp { pad, ep })?))
 }
 
 /// Convolution of `x` (N,C,H,W) or (N,C,D,H,W) with `w` (Cout,C,kh,kw) or (Cout,C,kd,kh,kw),

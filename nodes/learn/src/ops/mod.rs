@@ -9,12 +9,16 @@
 //! - [`upsample`]: nearest-neighbour upsampling (2-D / 3-D, per-axis factors) and the k = s
 //!   transposed convolution, both with gradients.
 //! - [`norm`]: batch normalisation fused with ReLU, forward and backward in one pass each.
+//! - [`fused`]: convolution + batch norm + ReLU as one autograd node (training).
+//! - [`cat`]: channel concatenation (skip connections) with contiguous gradients.
 //!
 //! Each public function picks the implementation from the tensor's device: the custom ops on
 //! the CPU, a composition of candle's built-in ops elsewhere (CUDA), so the same model code
 //! runs on both. The compositions are tested on the CPU against the custom ops.
 
+pub mod cat;
 pub mod conv;
+pub mod fused;
 pub mod norm;
 pub mod pool;
 pub mod upsample;

@@ -23,7 +23,7 @@ fn ncv(dims: &[usize]) -> Result<(usize, usize, usize)> {
 }
 
 /// Per-channel mean and biased variance, in f64.
-fn channel_stats(x: &[f32], n: usize, c: usize, v: usize) -> Vec<(f64, f64)> {
+pub(crate) fn channel_stats(x: &[f32], n: usize, c: usize, v: usize) -> Vec<(f64, f64)> {
     (0..c)
         .into_par_iter()
         .map(|ch| {
@@ -47,6 +47,38 @@ fn channel_stats(x: &[f32], n: usize, c: usize, v: usize) -> Vec<(f64, f64)> {
             (mean, (s2 / cnt - mean * mean).max(0.0))
         })
         .collect()
+}
+
+/// `act(γ·(x − μ)/√(σ² + ε) + β)` per channel with the given (μ, σ²), one parallel pass.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn bn_apply(
+    x: &[f32],
+    n: usize,
+    c: usize,
+    v: usize,
+    stats: &[(f64, f64)],
+    g: &[f32],
+    b: &[f32],
+    relu: bool,
+) -> Vec<f32> {
+    let mut y = vec![0f32; x.len()];
+    let yp = SendPtr(y.as_mut_ptr());
+    (0..n * c).into_par_iter().for_each(|i| {
+        let ch = i % c;
+        let (m, var) = stats[ch];
+        let scale = g[ch] as f64 / (var + EPS).sqrt();
+        let (sc, sh) = (scale as f32, (b[ch] as f64 - m * scale) as f32);
+        let yp = yp;
+        // SAFETY: task i alone writes the slice of (batch, channel) i.
+        let out = unsafe { std::slice::from_raw_parts_mut(yp.0.add(i * v), v) };
+        let src = &x[i * v..][..v];
+        if relu {
+            out.iter_mut().zip(src).for_each(|(o, &t)| *o = (t * sc + sh).max(0.0));
+        } else {
+            out.iter_mut().zip(src).for_each(|(o, &t)| *o = t * sc + sh);
+        }
+    });
+    y
 }
 
 /// y = act(γ·(x − μ)/√(σ² + ε) + β); μ, σ² from the batch (training) or given (evaluation).
@@ -83,23 +115,7 @@ impl CustomOp3 for BnAct {
             Some((m, var)) => m.iter().zip(var).map(|(&m, &v)| (m as f64, v as f64)).collect(),
             None => channel_stats(&x, n, c, v),
         };
-        let mut y = vec![0f32; x.len()];
-        let yp = SendPtr(y.as_mut_ptr());
-        (0..n * c).into_par_iter().for_each(|i| {
-            let ch = i % c;
-            let (m, var) = stats[ch];
-            let scale = g[ch] as f64 / (var + EPS).sqrt();
-            let (sc, sh) = (scale as f32, (b[ch] as f64 - m * scale) as f32);
-            let yp = yp;
-            // SAFETY: task i alone writes the slice of (batch, channel) i.
-            let out = unsafe { std::slice::from_raw_parts_mut(yp.0.add(i * v), v) };
-            let src = &x[i * v..][..v];
-            if self.relu {
-                out.iter_mut().zip(src).for_each(|(o, &t)| *o = (t * sc + sh).max(0.0));
-            } else {
-                out.iter_mut().zip(src).for_each(|(o, &t)| *o = t * sc + sh);
-            }
-        });
+        let y = bn_apply(&x, n, c, v, &stats, &g, &b, self.relu);
         if self.fixed.is_none() {
             *self.stats.lock().unwrap_or_else(|e| e.into_inner()) = stats;
         }
@@ -121,10 +137,46 @@ impl CustomOp3 for BnAct {
         let t0 = std::time::Instant::now();
         let (n, c, v) = ncv(x.dims())?;
         let stats = self.stats.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let xs = x.flatten_all()?.to_vec1::<f32>()?;
-        let ys = res.flatten_all()?.to_vec1::<f32>()?;
-        let dys = dy.flatten_all()?.to_vec1::<f32>()?;
-        let gs = g.to_vec1::<f32>()?;
+        let gamma = g.to_vec1::<f32>()?;
+        // One op over the storages (no copies of x, y, dy): a flat [dx | dγ | dβ].
+        let flat = x.apply_op3_no_bwd(res, dy, &BnBwd { relu: self.relu, stats, gamma })?;
+        let m = n * c * v;
+        let dx = flat.narrow(0, 0, m)?.reshape(x.shape())?;
+        let dg = flat.narrow(0, m, c)?;
+        let db = flat.narrow(0, m + c, c)?;
+        super::prof(4, t0);
+        Ok((Some(dx), Some(dg), Some(db)))
+    }
+}
+
+/// The backward pass of [`BnAct`] on (x, y, dy) → flat `[dx (N·C·V) | dγ (C) | dβ (C)]`.
+pub(crate) struct BnBwd {
+    pub(crate) relu: bool,
+    pub(crate) stats: Vec<(f64, f64)>,
+    pub(crate) gamma: Vec<f32>,
+}
+
+impl CustomOp3 for BnBwd {
+    fn name(&self) -> &'static str {
+        "petri-batch-norm-act-bwd"
+    }
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (n, c, v) = ncv(l1.dims())?;
+        let xs = f32_contiguous(s1, l1)?;
+        let ys = f32_contiguous(s2, l2)?;
+        let dys = f32_contiguous(s3, l3)?;
+        let (stats, gs) = (&self.stats, &self.gamma);
+        if stats.len() != c || gs.len() != c {
+            candle_core::bail!("batch norm backward: statistics for {} channels, input has {c}", stats.len());
+        }
         // Per channel: dz = dy·[y > 0]; dβ = Σ dz; dγ = Σ dz·x̂ = (Σ dz·x − μ·Σ dz)/σ;
         // dx = γ/σ · (dz − dβ/m − x̂·dγ/m) = a·dz + b·x + c. Branch-free f32 inner loops
         // (partial sums per 256 values, accumulated in f64) so they vectorise.
@@ -153,8 +205,9 @@ impl CustomOp3 for BnAct {
                 (sdz, (sdzx - m * sdz) * inv)
             })
             .collect();
-        let mut dx = vec![0f32; xs.len()];
-        let dxp = SendPtr(dx.as_mut_ptr());
+        let total = n * c * v;
+        let mut out = vec![0f32; total + 2 * c];
+        let dxp = SendPtr(out.as_mut_ptr());
         let cnt = (n * v) as f64;
         (0..n * c).into_par_iter().for_each(|i| {
             let ch = i % c;
@@ -167,18 +220,17 @@ impl CustomOp3 for BnAct {
             let cc = (-k * db / cnt + k * inv * dg / cnt * m) as f32;
             let dxp = dxp;
             // SAFETY: task i alone writes the slice of (batch, channel) i.
-            let out = unsafe { std::slice::from_raw_parts_mut(dxp.0.add(i * v), v) };
+            let o = unsafe { std::slice::from_raw_parts_mut(dxp.0.add(i * v), v) };
             let (xs, ys, ds) = (&xs[i * v..(i + 1) * v], &ys[i * v..(i + 1) * v], &dys[i * v..(i + 1) * v]);
-            for (((o, &xv), &yv), &dv) in out.iter_mut().zip(xs).zip(ys).zip(ds) {
+            for (((o, &xv), &yv), &dv) in o.iter_mut().zip(xs).zip(ys).zip(ds) {
                 *o = a * dz_of(yv, dv) + b * xv + cc;
             }
         });
-        let dev = x.device();
-        let dx = Tensor::from_vec(dx, x.shape(), dev)?;
-        let dg = Tensor::from_vec(per.iter().map(|p| p.1 as f32).collect::<Vec<_>>(), c, dev)?;
-        let db = Tensor::from_vec(per.iter().map(|p| p.0 as f32).collect::<Vec<_>>(), c, dev)?;
-        super::prof(4, t0);
-        Ok((Some(dx), Some(dg), Some(db)))
+        for (ch, p) in per.iter().enumerate() {
+            out[total + ch] = p.1 as f32;
+            out[total + c + ch] = p.0 as f32;
+        }
+        Ok((CpuStorage::F32(out), Shape::from(total + 2 * c)))
     }
 }
 
