@@ -184,6 +184,13 @@ fn main() {
         };
         let load = loadavg();
         let (mut t_raw, mut t_w, mut t_wp, mut t_wpf) = (f64::INFINITY, f64::INFINITY, f64::INFINITY, f64::INFINITY);
+        // Each output is measured and deleted at once: a 2 GB stack leaves little disk to spare.
+        let mut sizes = (0u64, 0u64);
+        let size_and_remove = |p: &Path| {
+            let n = std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+            let _ = std::fs::remove_file(p);
+            n
+        };
         for _ in 0..repeats {
             // Plain write, no fsync (what tifffile.imwrite does) ...
             settle();
@@ -193,23 +200,23 @@ fn main() {
             std::io::Write::flush(&mut f).unwrap();
             drop(f);
             t_raw = t_raw.min(t0.elapsed().as_secs_f64());
+            sizes.0 = size_and_remove(&out);
             settle();
             t_wp = t_wp.min(peer_write(false));
+            sizes.1 = size_and_remove(&pout);
             // ... and the node's atomic save (temporary file, fsync, rename) against tifffile
             // followed by an fsync of its file.
             settle();
             let t0 = Instant::now();
             save_tiff(&s, StackKind::Image, &out, *comp, &ctx).unwrap();
             t_w = t_w.min(t0.elapsed().as_secs_f64());
+            size_and_remove(&out);
             settle();
             t_wpf = t_wpf.min(peer_write(true));
+            size_and_remove(&pout);
         }
         drop(planes);
         drop(s);
-        let sizes = (
-            std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0),
-            std::fs::metadata(&pout).map(|m| m.len()).unwrap_or(0),
-        );
         rows.push(Row {
             what: format!(
                 "write {name}, no fsync (files: Petri {:.1} MB, tifffile {:.1} MB)",
