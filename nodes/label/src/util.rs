@@ -150,9 +150,11 @@ impl Neighbourhood {
     #[inline]
     pub fn for_each(&self, i: usize, mut f: impl FnMut(usize)) {
         let [d, h, w] = self.shape;
-        let x = i % w;
-        let y = (i / w) % h;
-        let z = i / (w * h);
+        // One division for 2-D, two for 3-D (this runs for every pixel a flood visits; 32-bit
+        // division is much cheaper than 64-bit where the index fits).
+        let row = if (i | w) <= u32::MAX as usize { (i as u32 / w as u32) as usize } else { i / w };
+        let x = i - row * w;
+        let (z, y) = if d == 1 { (0, row) } else { (row / h, row % h) };
         let interior = x > 0 && x + 1 < w && y > 0 && y + 1 < h && (d == 1 || (z > 0 && z + 1 < d));
         if interior {
             for &o in &self.flat {
