@@ -144,7 +144,7 @@ pub fn apply_event(states: &mut BTreeMap<String, NodeState>, ev: &Event) -> Opti
         }
         Event::NodeFinished { node, seconds, .. } => {
             states.insert(node.clone(), NodeState::Done { seconds: *seconds });
-            Some(format!("{node}: done in {seconds:.2} s"))
+            Some(format!("{node}: done in {}", short_secs(*seconds)))
         }
         Event::NodeCached { node, .. } => {
             states.insert(node.clone(), NodeState::Cached);

@@ -66,7 +66,7 @@ impl App {
         }
         main = main
             .push(body)
-            .push(container(self.panel_view()).height(Length::FillPortion(3)).style(container::bordered_box));
+            .push(container(self.panel_view()).width(Fill).height(Length::FillPortion(3)).style(container::bordered_box));
         main = main.push(container(small(self.status.clone())).padding([2, 8]).width(Fill));
         main.into()
     }
