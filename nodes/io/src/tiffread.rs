@@ -745,7 +745,11 @@ fn decode_strips<P: Pixel + bytemuck::Pod>(
     let first_failure = AtomicUsize::new(usize::MAX);
     let failure: std::sync::Mutex<Option<(usize, String)>> = std::sync::Mutex::new(None);
     let stop = AtomicBool::new(false);
-    items.into_par_iter().enumerate().for_each_init(StripScratch::default, |scratch, (i, (j, s, dest))| {
+    // A small uncompressed read is a few large copies: on the calling thread it does not wait for
+    // workers to be scheduled (which, on a busy machine, cost more than the copies).
+    let total: usize = items.iter().map(|it| it.2.len()).sum();
+    let sequential = total < (16 << 20) && pages.iter().all(|(p, _)| file.pages[*p].compression == 1);
+    let work = |scratch: &mut StripScratch, (i, (j, s, dest)): (usize, (usize, usize, &mut [u8]))| {
         // Strips after a failed one are skipped; strips before it still run, so the failure
         // reported is always the first in file order.
         if i > first_failure.load(Ordering::Relaxed) || stop.load(Ordering::Relaxed) {
@@ -770,7 +774,13 @@ fn decode_strips<P: Pixel + bytemuck::Pod>(
                 first_failure.fetch_min(i, Ordering::Relaxed);
             }
         }
-    });
+    };
+    if sequential {
+        let mut scratch = StripScratch::default();
+        items.into_iter().enumerate().for_each(|it| work(&mut scratch, it));
+    } else {
+        items.into_par_iter().enumerate().for_each_init(StripScratch::default, |scratch, it| work(scratch, it));
+    }
     if let Some((_, m)) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
         return Err(DecodeError::Failed(m));
     }
