@@ -220,3 +220,54 @@ fn short_3d_training_runs_for_both_3d_networks() {
         assert!(iou > 0.3, "{dims:?}: IoU {iou}");
     }
 }
+
+/// The block x ∈ [x0, x1) of a 3-D stack.
+fn xblock<P: petri_api::Pixel + Copy>(s: &Stack, x0: usize, x1: usize) -> Vec<P> {
+    let px = s.pixels::<P>().unwrap();
+    let w = s.x();
+    (0..s.z() * s.y()).flat_map(|r| px[r * w + x0..r * w + x1].iter().copied()).collect()
+}
+
+#[test]
+fn held_out_3d_block_beats_a_floor() {
+    // CI version of `examples/accuracy.rs nuclei3d`: train on x < 38, predict the held-out x ≥ 38.
+    let img = petri_testkit::read_stack::<f32>(&petri_testkit::sample("nuclei3d_synthetic.tif"));
+    let lab = petri_testkit::read_stack::<u32>(&petri_testkit::sample("nuclei3d_synthetic_labels.tif"));
+    let (d, h, w) = (img.z(), img.y(), img.x());
+    let cut = 38;
+    let ti = Stack::from_3d(d, h, cut, xblock::<f32>(&img, 0, cut)).unwrap();
+    let tl = Stack::from_3d(d, h, cut, xblock::<u32>(&lab, 0, cut)).unwrap();
+    let pi = Stack::from_3d(d, h, w - cut, xblock::<f32>(&img, cut, w)).unwrap();
+    let truth = xblock::<u32>(&lab, cut, w);
+    let ds = build_dataset(
+        &[ti],
+        &[tl],
+        &DatasetOptions {
+            mode: ClassMode::Foreground,
+            classes: 0,
+            border: 1,
+            patch: [8, 16, 16],
+            foreground_oversample: 0.5,
+            patches_per_epoch: 16,
+            split: Split::Fraction(0.0),
+            seed: 3,
+            normalisation: Normalisation::Percentile { low: 1.0, high: 99.8 },
+        },
+    )
+    .unwrap();
+    let spec = DatasetSpec::from_ron(&ds.spec).unwrap();
+    let cfg = UNetConfig { dims: Dims::Three, depth: 2, base_filters: 8, dropout: 0.0, ..tiny(2) };
+    let mut net = Net::init(ModelConfig::new(cfg, 2), &candle_core::Device::Cpu).unwrap();
+    let mut o = opts(6);
+    o.loss = LossKind::CrossEntropyDice;
+    let hist = train(&mut net, &ds, &spec, &o, None, None, &NodeCtx::detached()).unwrap();
+    let po = PredictOptions { tile: Some([16, 32, 16]), overlap: 0.25, tta: false, batch: 2 };
+    let (_, l) = predict(&net, &pi, &po, &candle_core::Device::Cpu, &NodeCtx::detached()).unwrap();
+    let iou = fg_iou(l.pixels::<u32>().unwrap(), &truth);
+    eprintln!("3-D held-out block after 6 short epochs: foreground IoU {iou:.3}; {hist:?}");
+    assert!(iou > FLOOR_3D, "held-out IoU {iou}");
+}
+
+/// Floor of [`held_out_3d_block_beats_a_floor`] (it measured 0.679; the full run reaches 0.82, the best global
+/// threshold of the smoothed image 0.65).
+const FLOOR_3D: f64 = 0.6;
