@@ -11,6 +11,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use ndarray::{ArrayView3, ArrayView5};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// One of the five axes a stack can have.
@@ -559,7 +560,15 @@ impl Stack {
     /// Checks a float stack holds only finite values; names the first bad pixel otherwise.
     pub fn check_finite(&self) -> Result<(), String> {
         if let Buffer::F32(v) = &self.data {
-            if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+            // Hot: nodes check every float input. Blocks of 4096 are tested with a branch-free
+            // fold (vectorised), in parallel; only a bad block is searched for its first pixel.
+            const BLOCK: usize = 4096;
+            let bad_block = v
+                .par_chunks(BLOCK)
+                .position_first(|b| !b.iter().fold(true, |ok, x| ok & x.is_finite()));
+            if let Some(i) = bad_block.and_then(|k| {
+                v[k * BLOCK..].iter().position(|x| !x.is_finite()).map(|j| k * BLOCK + j)
+            }) {
                 let w = self.x();
                 let h = self.y();
                 return Err(format!(
