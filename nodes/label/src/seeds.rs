@@ -83,6 +83,13 @@ fn crop_candidates<P: Pixel>(
         .collect()
 }
 
+/// What [`scan_candidates`] finds: candidate peaks in raster order, and the (sorted) ids of the
+/// objects that have at least one voxel that is not a candidate — the others are flat.
+struct Scan {
+    cands: Vec<usize>,
+    not_flat: Vec<u32>,
+}
+
 /// Candidate peaks of all objects at once, by scanning each object pixel's box outwards
 /// (nearest rings first) until a higher pixel of the same object shows up — on a distance map
 /// almost every pixel has a higher neighbour, so this is much cheaper than a maximum filter.
@@ -93,7 +100,7 @@ fn scan_candidates<P: Pixel>(
     obj: &(impl Fn(usize) -> u32 + Sync),
     shape: Shape3,
     md: usize,
-) -> Option<Vec<usize>> {
+) -> Option<Scan> {
     let [d, h, w] = shape;
     let rz = if d > 1 { md as isize } else { 0 };
     let m = md as isize;
@@ -114,7 +121,8 @@ fn scan_candidates<P: Pixel>(
     let flat: Vec<isize> = offs.iter().map(|o| (o[0] * h as isize + o[1]) * w as isize + o[2]).collect();
     let budget = 24 * image.len() + 1_000_000;
     let work = std::sync::atomic::AtomicUsize::new(0);
-    let rows: Option<Vec<Vec<usize>>> = (0..d * h)
+    type Row = (Vec<usize>, Vec<u32>);
+    let rows: Option<Vec<Row>> = (0..d * h)
         .into_par_iter()
         .map(|r| {
             if work.load(std::sync::atomic::Ordering::Relaxed) > budget {
@@ -122,6 +130,8 @@ fn scan_candidates<P: Pixel>(
             }
             let (z, y) = (r / h, r % h);
             let mut found = Vec::new();
+            // Objects with a non-peak voxel in this row (runs of one object add it once).
+            let mut not_flat: Vec<u32> = Vec::new();
             let mut done = 0usize;
             for x in 0..w {
                 let p = r * w + x;
@@ -154,16 +164,22 @@ fn scan_candidates<P: Pixel>(
                 if peak {
                     done += offs.len();
                     found.push(p);
+                } else if not_flat.last() != Some(&l) {
+                    not_flat.push(l);
                 }
             }
             work.fetch_add(done, std::sync::atomic::Ordering::Relaxed);
-            Some(found)
+            Some((found, not_flat))
         })
         .collect();
     if work.into_inner() > budget {
         return None;
     }
-    rows.map(|r| r.into_iter().flatten().collect())
+    let rows = rows?;
+    let mut not_flat: Vec<u32> = rows.iter().flat_map(|r| r.1.iter().copied()).collect();
+    not_flat.sort_unstable();
+    not_flat.dedup();
+    Some(Scan { cands: rows.into_iter().flat_map(|r| r.0).collect(), not_flat })
 }
 
 /// `peak_local_max` seeds of one volume (see the module docs), as flat indices in seed order.
@@ -175,28 +191,57 @@ fn local_max_peaks<P: Pixel>(
     threshold: f64,
 ) -> Vec<usize> {
     let obj = |i: usize| objects.map_or(1, |l| l[i]);
-    let boxes = match objects {
-        Some(l) => bboxes(l, shape),
-        None => vec![(1, BBox { lo: [0; 3], hi: shape, count: image.len() })],
-    };
-    let pos: HashMap<u32, usize> = boxes.iter().enumerate().map(|(k, b)| (b.0, k)).collect();
-    let cands: Vec<Vec<usize>> = match scan_candidates(image, &obj, shape, md) {
-        Some(all) => {
-            let mut per = vec![Vec::new(); boxes.len()];
-            for p in all {
-                per[pos[&obj(p)]].push(p);
-            }
-            per
-        }
-        None => boxes.par_iter().map(|&(id, b)| crop_candidates(image, shape, &b, &|i| obj(i) == id, md)).collect(),
-    };
     let [_, h, w] = shape;
     let coords = |i: usize| [i / (h * w), (i / w) % h, i % w];
-    boxes
-        .par_iter()
-        .zip(cands)
-        .map(|(&(id, b), mut cand)| {
-            if cand.len() == b.count {
+    // Candidates per object, objects by increasing id. An object's maximum is always a
+    // candidate, so the objects with candidates are all the objects. `flat`: every voxel of
+    // the object is a candidate; its box is then the box of its candidates.
+    let per_object: Vec<(u32, Vec<usize>, Option<BBox>)> = match scan_candidates(image, &obj, shape, md) {
+        Some(Scan { cands, not_flat }) => {
+            let mut keyed: Vec<(u32, usize)> = cands.into_iter().map(|p| (obj(p), p)).collect();
+            keyed.sort_unstable();
+            let mut out: Vec<(u32, Vec<usize>, Option<BBox>)> = Vec::new();
+            for (id, p) in keyed {
+                match out.last_mut() {
+                    Some(last) if last.0 == id => last.1.push(p),
+                    _ => out.push((id, vec![p], None)),
+                }
+            }
+            for (id, cand, flat) in &mut out {
+                if not_flat.binary_search(id).is_err() {
+                    let mut b = BBox { lo: [usize::MAX; 3], hi: [0; 3], count: cand.len() };
+                    for &p in cand.iter() {
+                        let c = coords(p);
+                        for a in 0..3 {
+                            b.lo[a] = b.lo[a].min(c[a]);
+                            b.hi[a] = b.hi[a].max(c[a] + 1);
+                        }
+                    }
+                    *flat = Some(b);
+                }
+            }
+            out
+        }
+        // Large plateaus: the separable maximum filter per object box.
+        None => {
+            let boxes = match objects {
+                Some(l) => bboxes(l, shape),
+                None => vec![(1, BBox { lo: [0; 3], hi: shape, count: image.len() })],
+            };
+            boxes
+                .par_iter()
+                .map(|&(id, b)| {
+                    let cand = crop_candidates(image, shape, &b, &|i| obj(i) == id, md);
+                    let flat = (cand.len() == b.count).then_some(b);
+                    (id, cand, flat)
+                })
+                .collect()
+        }
+    };
+    per_object
+        .into_par_iter()
+        .map(|(id, mut cand, flat)| {
+            if let Some(b) = flat {
                 // A flat object (or image): no peak, except skimage's "isolated pixels" of objects.
                 cand = if objects.is_some() {
                     let cs = b.shape();
@@ -546,7 +591,7 @@ mod tests {
                 (0..n).map(|i| if i % shape[2] < 3 { 0 } else { 1 + (i % shape[2] > 9) as u32 }).collect();
             for md in [1, 2, 3] {
                 let obj = |i: usize| lab[i];
-                let scan = scan_candidates(&img, &obj, shape, md).unwrap();
+                let scan = scan_candidates(&img, &obj, shape, md).unwrap().cands;
                 let mut crop: Vec<usize> = bboxes(&lab, shape)
                     .iter()
                     .flat_map(|&(id, b)| crop_candidates(&img, shape, &b, &|i| lab[i] == id, md))
