@@ -32,7 +32,12 @@ fn renderer() -> iced::Renderer {
         .expect("headless tiny-skia renderer")
 }
 
-fn frame_ms(app: &App, r: &iced::Renderer, size: Size) -> f64 {
+/// Time to build the wires-and-cards frame. `cold`: the world-space scene is rebuilt too (after
+/// an edit, a node state change or a selection); otherwise it is reused (pan and zoom).
+fn frame_ms(app: &App, r: &iced::Renderer, size: Size, cold: bool) -> f64 {
+    if cold {
+        app.scene.clear();
+    }
     let g = GraphCanvas {
         doc: &app.doc,
         registry: app.registry(),
@@ -44,7 +49,9 @@ fn frame_ms(app: &App, r: &iced::Renderer, size: Size) -> f64 {
         view: app.view,
         grid_cache: &app.grid_cache,
         graph_cache: &app.graph_cache,
+        scene: &app.scene,
         known_bounds: (0.0, 0.0, size.width, size.height),
+        hover: &app.hover,
     };
     let t = Instant::now();
     let mut f = Frame::new(r, size);
@@ -69,23 +76,31 @@ fn main() {
     app.canvas_size = (size.width, size.height);
     // Everything in view (zoomed out: every card and wire is drawn, text hidden below 35 %).
     app.fit();
-    let all: Vec<f64> = (0..n).map(|_| frame_ms(&app, &r, size)).collect();
-    // Zoomed in at 100 %: text drawn, off-screen cards culled.
+    let cold: Vec<f64> = (0..n).map(|_| frame_ms(&app, &r, size, true)).collect();
+    let warm: Vec<f64> = (0..n).map(|_| frame_ms(&app, &r, size, false)).collect();
+    // Zoomed in at 100 %: text drawn, off-screen chunks culled.
     app.view = petri_gui::layout::Viewport::default();
-    let zoomed: Vec<f64> = (0..n).map(|_| frame_ms(&app, &r, size)).collect();
-    println!(
-        "frame build, 500 nodes / 600 wires: fit-to-view (all visible, zoom {:.2}) median {:.2} ms (min {:.2}, max {:.2}); 100 % zoom median {:.2} ms  [{n} builds each]",
-        {
-            let mut a = App::new(registry(), app.doc.clone(), None, dir.clone(), "bench");
-            a.canvas_size = (size.width, size.height);
-            a.fit();
-            a.view.zoom
-        },
-        median(all.clone()),
-        all.iter().copied().fold(f64::MAX, f64::min),
-        all.iter().copied().fold(0.0, f64::max),
-        median(zoomed)
-    );
+    let zoomed_cold: Vec<f64> = (0..n).map(|_| frame_ms(&app, &r, size, true)).collect();
+    let zoomed: Vec<f64> = (0..n).map(|_| frame_ms(&app, &r, size, false)).collect();
+    let stats = |v: &[f64]| {
+        format!(
+            "median {:.2} ms (min {:.2}, max {:.2})",
+            median(v.to_vec()),
+            v.iter().copied().fold(f64::MAX, f64::min),
+            v.iter().copied().fold(0.0, f64::max)
+        )
+    };
+    let fit_zoom = {
+        let mut a = App::new(registry(), app.doc.clone(), None, dir.clone(), "bench");
+        a.canvas_size = (size.width, size.height);
+        a.fit();
+        a.view.zoom
+    };
+    println!("frame build, 500 nodes / 600 wires, fit to view (all visible, zoom {fit_zoom:.2}) [{n} builds each]:");
+    println!("  scene rebuilt (after an edit, a state change, a selection): {}", stats(&cold));
+    println!("  scene reused (pan, zoom):                                   {}", stats(&warm));
+    println!("frame build, 100 % zoom (text drawn, off-screen chunks culled):");
+    println!("  scene rebuilt: {}; scene reused: {}", stats(&zoomed_cold), stats(&zoomed));
     // For scale: the whole window (layout, every widget, the canvas layers) rasterised by
     // tiny-skia into pixels, as iced_test's headless snapshot does it.
     app.fit();
@@ -148,7 +163,7 @@ fn main() {
         let view = app.view();
         drop(view);
         app.graph_cache.clear();
-        let f = frame_ms(&app, &r, size);
+        let f = frame_ms(&app, &r, size, false);
         let ms = frame_start.elapsed().as_secs_f64() * 1e3;
         let _ = f;
         busy.push(ms);

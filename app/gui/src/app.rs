@@ -210,6 +210,9 @@ pub struct App {
     pub canvas_origin: (f32, f32),
     pub grid_cache: canvas::Cache,
     pub graph_cache: canvas::Cache,
+    /// World-space geometry of the graph layer: cleared when the graph, states or selection
+    /// change, kept across pans and zooms.
+    pub scene: crate::canvas::SceneCache,
     pub states: BTreeMap<String, NodeState>,
     pub problems: BTreeMap<String, Vec<String>>,
     pub param_problems: BTreeMap<(String, String), String>,
@@ -233,6 +236,10 @@ pub struct App {
     pub run_floor: u64,
     pub finder: Option<Finder>,
     pub clipboard: Option<Clip>,
+    /// Where the mouse is over the canvas (canvas-local screen coordinates), or None when it
+    /// is elsewhere: Paste drops the nodes there. The canvas writes it as the mouse moves
+    /// (a `Cell`, not a message: a message per mouse move would rebuild the whole view).
+    pub hover: std::cell::Cell<Option<(f32, f32)>>,
     pub status: String,
     pub panel: Panel,
     pub viewer: ViewerState,
@@ -274,6 +281,7 @@ impl App {
             canvas_origin: (0.0, 0.0),
             grid_cache: canvas::Cache::new(),
             graph_cache: canvas::Cache::new(),
+            scene: crate::canvas::SceneCache::default(),
             states: BTreeMap::new(),
             problems: BTreeMap::new(),
             param_problems: BTreeMap::new(),
@@ -288,6 +296,7 @@ impl App {
             run_floor: 0,
             finder: None,
             clipboard: None,
+            hover: std::cell::Cell::new(None),
             status: String::new(),
             panel: Panel::Output,
             viewer: ViewerState { auto: true, opacity: 0.5, ..ViewerState::default() },
@@ -324,6 +333,7 @@ impl App {
     }
 
     fn redraw(&mut self) {
+        self.scene.clear();
         self.graph_cache.clear();
     }
 
@@ -374,6 +384,8 @@ impl App {
             }
         }
         self.problems.retain(|_, v| !v.is_empty());
+        // Problem cards are outlined in red.
+        self.redraw();
     }
 
     /// Every change of the document goes through here: undo snapshot, staleness, dirty flag.
@@ -1058,6 +1070,14 @@ impl App {
 
     // ------------------------------------------------------------------------------ edits
 
+    /// Where Paste puts the top-left of the copied group: at the mouse, snapped to the grid,
+    /// when the mouse is over the canvas; otherwise None (the copy lands beside the original).
+    pub fn paste_position(&self) -> Option<Pos> {
+        let (x, y) = self.hover.get()?;
+        let w = self.view.to_world(Pt::new(x, y));
+        Some(Pos { x: layout::snap(w.x as f64), y: layout::snap(w.y as f64) })
+    }
+
     fn on_edit(&mut self, m: EditMsg) {
         match m {
             EditMsg::Undo => {
@@ -1084,8 +1104,9 @@ impl App {
             }
             EditMsg::Paste => {
                 if let Some(clip) = self.clipboard.clone() {
+                    let at = self.paste_position();
                     let mut ids = BTreeSet::new();
-                    self.apply_edit(None, |d| ids = model::paste(d, &clip, None));
+                    self.apply_edit(None, |d| ids = model::paste(d, &clip, at));
                     // Paste again further along, not on top of the first copy.
                     if let Some(c) = &mut self.clipboard {
                         for p in c.doc.layout.values_mut() {

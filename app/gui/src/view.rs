@@ -8,6 +8,8 @@ use iced::widget::{
 use iced::{Alignment, Color, Element, Fill, Length};
 use petri_api::{ParamKind, ParamSpec, ParamValue, PortType, Value};
 
+use iced_aw::menu::{Item, Menu, MenuBar};
+
 use crate::app::{App, Confirm, EditMsg, FileMsg, FinderMsg, Message, Panel, ParamEdit, Pending, Source, ViewerMsg};
 use crate::canvas::{GraphCanvas, category_color, port_color, state_color};
 use crate::model;
@@ -33,20 +35,19 @@ fn tip<'a>(content: impl Into<Element<'a, Message>>, doc: &str) -> Element<'a, M
     .into()
 }
 
-fn tool<'a>(label: &'a str, msg: Option<Message>, doc: &str) -> Element<'a, Message> {
-    tip(button(text(label).size(13)).padding([4, 8]).on_press_maybe(msg).style(button::secondary), doc)
+/// A top-level menu title (the menu opens on click).
+fn menu_root(label: &str) -> Element<'static, Message> {
+    button(text(label.to_string()).size(13)).padding([4, 10]).on_press(Message::Noop).style(button::text).into()
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Choice {
-    label: String,
-    path: std::path::PathBuf,
-}
-
-impl std::fmt::Display for Choice {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.label)
-    }
+/// A menu entry with its shortcut on the right; greyed out without a message.
+fn menu_entry(label: String, keys: &str, msg: Option<Message>) -> Element<'static, Message> {
+    button(row![text(label).size(13), Space::new().width(Fill), text(keys.to_string()).size(12).color(DIM)].spacing(16))
+        .padding([4, 10])
+        .width(Fill)
+        .on_press_maybe(msg)
+        .style(button::text)
+        .into()
 }
 
 impl App {
@@ -64,60 +65,111 @@ impl App {
         if let Some(p) = &self.confirm {
             main = main.push(self.confirm_bar(p));
         }
-        main = main
-            .push(body)
-            .push(container(self.panel_view()).width(Fill).height(Length::FillPortion(3)).style(container::bordered_box));
+        main = main.push(body).push(
+            container(self.panel_view()).width(Fill).height(Length::FillPortion(3)).style(container::bordered_box),
+        );
         main = main.push(container(small(self.status.clone())).padding([2, 8]).width(Fill));
         main.into()
     }
 
+    /// The menu bar (File, Edit, Run, View; iced_aw) and the two run buttons used most.
     fn toolbar(&self) -> Element<'_, Message> {
-        let examples: Vec<Choice> = self
-            .examples
-            .iter()
-            .map(|p| Choice { label: crate::files::display_name(Some(p), "example"), path: p.clone() })
-            .collect();
-        let recent: Vec<Choice> =
-            self.recent.iter().map(|p| Choice { label: p.display().to_string(), path: p.clone() }).collect();
         let running = self.active.is_some();
         let sel = !self.selection.is_empty();
-        row![
-            tool("New", Some(Message::File(FileMsg::New)), "A new, empty graph (Ctrl+N)"),
-            tool("Open…", Some(Message::File(FileMsg::Open)), "Open a graph file (Ctrl+O)"),
-            tool("Save", Some(Message::File(FileMsg::Save)), "Save the graph (Ctrl+S)"),
-            tool("Save As…", Some(Message::File(FileMsg::SaveAs)), "Save under another name (Ctrl+Shift+S)"),
-            pick_list(recent, None::<Choice>, |c| Message::File(FileMsg::OpenPath(c.path)))
-                .placeholder("Recent")
-                .text_size(13),
-            pick_list(examples, None::<Choice>, |c| Message::File(FileMsg::OpenExample(c.path)))
-                .placeholder("Examples")
-                .text_size(13),
-            Space::new().width(12),
-            tool("Undo", self.history.can_undo().then_some(Message::Edit(EditMsg::Undo)), "Undo (Ctrl+Z)"),
-            tool("Redo", self.history.can_redo().then_some(Message::Edit(EditMsg::Redo)), "Redo (Ctrl+Shift+Z)"),
-            tool(
-                "Duplicate",
-                sel.then_some(Message::Edit(EditMsg::Duplicate)),
-                "Duplicate the selected nodes (Ctrl+D)"
-            ),
-            tool(
+        let menu = |items: Vec<Item<'static, Message, iced::Theme, iced::Renderer>>| {
+            Menu::new(items).width(250).offset(4.0).spacing(1)
+        };
+        let examples: Vec<_> = self
+            .examples
+            .iter()
+            .map(|p| {
+                let label = crate::files::display_name(Some(p), "example");
+                Item::new(menu_entry(label, "", Some(Message::File(FileMsg::OpenExample(p.clone())))))
+            })
+            .collect();
+        let recent: Vec<_> = self
+            .recent
+            .iter()
+            .map(|p| {
+                Item::new(menu_entry(p.display().to_string(), "", Some(Message::File(FileMsg::OpenPath(p.clone())))))
+            })
+            .collect();
+        let or_none = |v: Vec<Item<'static, Message, iced::Theme, iced::Renderer>>, none: &str| {
+            if v.is_empty() { vec![Item::new(menu_entry(none.to_string(), "", None))] } else { v }
+        };
+        // No nested submenus: iced_aw 0.14.1 panics when a widget operation (focusing the
+        // node finder, iced_test's selectors) walks an open menu holding a closed submenu
+        // (menu_bar_overlay.rs `operate` indexes the submenu's state that only exists while it
+        // is open). So recent files are listed in the File menu and the examples have their own.
+        let mut file = vec![
+            Item::new(menu_entry("New".into(), "Ctrl+N", Some(Message::File(FileMsg::New)))),
+            Item::new(menu_entry("Open…".into(), "Ctrl+O", Some(Message::File(FileMsg::Open)))),
+            Item::new(menu_entry("Save".into(), "Ctrl+S", Some(Message::File(FileMsg::Save)))),
+            Item::new(menu_entry("Save As…".into(), "Ctrl+Shift+S", Some(Message::File(FileMsg::SaveAs)))),
+            Item::new(container(small("Recent").color(DIM)).padding(iced::Padding {
+                top: 6.0,
+                right: 10.0,
+                bottom: 2.0,
+                left: 10.0,
+            })),
+        ];
+        file.extend(or_none(recent, "No recent files"));
+        let file = menu(file).width(420);
+        let examples = menu(or_none(examples, "No examples found"));
+        let can_paste = self.clipboard.is_some();
+        let edit = menu(vec![
+            Item::new(menu_entry(
+                "Undo".into(),
+                "Ctrl+Z",
+                self.history.can_undo().then_some(Message::Edit(EditMsg::Undo)),
+            )),
+            Item::new(menu_entry(
+                "Redo".into(),
+                "Ctrl+Shift+Z",
+                self.history.can_redo().then_some(Message::Edit(EditMsg::Redo)),
+            )),
+            Item::new(menu_entry("Copy".into(), "Ctrl+C", sel.then_some(Message::Edit(EditMsg::Copy)))),
+            Item::new(menu_entry("Paste".into(), "Ctrl+V", can_paste.then_some(Message::Edit(EditMsg::Paste)))),
+            Item::new(menu_entry("Duplicate".into(), "Ctrl+D", sel.then_some(Message::Edit(EditMsg::Duplicate)))),
+            Item::new(menu_entry(
+                "Delete".into(),
                 "Delete",
                 (sel || self.selected_wire.is_some()).then_some(Message::Edit(EditMsg::Delete)),
-                "Delete the selection (Delete)"
-            ),
-            tool("Fit", Some(Message::Edit(EditMsg::Fit)), "Show the whole graph (F)"),
-            Space::new().width(12),
+            )),
+        ]);
+        let run = menu(vec![
+            Item::new(menu_entry(
+                "Run all".into(),
+                "Ctrl+Enter",
+                (!running).then_some(Message::Run { to_selected: false }),
+            )),
+            Item::new(menu_entry(
+                "Run to selected".into(),
+                "Ctrl+Shift+Enter",
+                (!running && sel).then_some(Message::Run { to_selected: true }),
+            )),
+            Item::new(menu_entry("Cancel".into(), "", running.then_some(Message::Cancel))),
+        ]);
+        let view = menu(vec![Item::new(menu_entry("Fit".into(), "F", Some(Message::Edit(EditMsg::Fit))))]);
+        let bar = MenuBar::new(vec![
+            Item::with_menu(menu_root("File"), file),
+            Item::with_menu(menu_root("Examples"), examples),
+            Item::with_menu(menu_root("Edit"), edit),
+            Item::with_menu(menu_root("Run"), run),
+            Item::with_menu(menu_root("View"), view),
+        ])
+        .spacing(2)
+        .close_on_item_click_global(true)
+        .close_on_background_click_global(true);
+        row![
+            bar,
+            Space::new().width(16),
             tip(
                 button(text("▶ Run all").size(13))
                     .padding([4, 10])
                     .on_press_maybe((!running).then_some(Message::Run { to_selected: false }))
                     .style(button::success),
                 "Run every node that is not up to date (Ctrl+Enter)"
-            ),
-            tool(
-                "Run to selected",
-                (!running && sel).then_some(Message::Run { to_selected: true }),
-                "Run only what the selected nodes need (Ctrl+Shift+Enter)"
             ),
             tip(
                 button(text("Cancel").size(13))
@@ -174,7 +226,9 @@ impl App {
             view: self.view,
             grid_cache: &self.grid_cache,
             graph_cache: &self.graph_cache,
+            scene: &self.scene,
             known_bounds: (self.canvas_origin.0, self.canvas_origin.1, self.canvas_size.0, self.canvas_size.1),
+            hover: &self.hover,
         };
         let c: Element<'_, Message> = Element::from(canvas(program).width(Fill).height(Fill)).map(Message::Canvas);
         let mut layers = stack![c].width(Fill).height(Fill);

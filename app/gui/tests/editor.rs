@@ -314,23 +314,26 @@ fn cancelling_a_run_leaves_unfinished_nodes_stale() {
 }
 
 #[test]
-fn delete_undo_and_redo_from_the_toolbar() {
+fn delete_undo_and_redo_from_the_edit_menu() {
     let (mut app, _d) = app_with(doc_chain());
     let original = app.doc.clone();
     let at = screen(&app, app.cards["add"].rect.center());
     click_at(&mut app, at);
     interact(&mut app, |ui| {
-        ui.click("Delete").expect("Delete button");
+        ui.click("Edit").expect("Edit menu");
+        ui.click("Delete").expect("Delete in the Edit menu");
     });
     assert!(!app.doc.nodes.contains_key("add"));
     assert!(app.doc.edges.iter().all(|e| e.from.node != "add" && e.to.node != "add"), "its wires go too");
     let deleted = app.doc.clone();
     interact(&mut app, |ui| {
-        ui.click("Undo").expect("Undo button");
+        ui.click("Edit").expect("Edit menu");
+        ui.click("Undo").expect("Undo in the Edit menu");
     });
     assert_eq!(app.doc, original);
     interact(&mut app, |ui| {
-        ui.click("Redo").expect("Redo button");
+        ui.click("Edit").expect("Edit menu");
+        ui.click("Redo").expect("Redo in the Edit menu");
     });
     assert_eq!(app.doc, deleted);
     // Moving a node is one undo step, snapped to the grid.
@@ -377,6 +380,100 @@ fn box_selection_copy_paste_and_duplicate() {
     assert_eq!(app.doc, doc_chain());
 }
 
+/// Top-left corner of the layout positions of `ids`.
+fn top_left(app: &App, ids: &std::collections::BTreeSet<String>) -> (f64, f64) {
+    let ps: Vec<_> = ids.iter().map(|id| app.doc.layout[id]).collect();
+    (ps.iter().map(|p| p.x).fold(f64::MAX, f64::min), ps.iter().map(|p| p.y).fold(f64::MAX, f64::min))
+}
+
+fn move_mouse(app: &mut App, p: Point) {
+    interact(app, |ui| {
+        ui.point_at(p);
+        let _ = ui.simulate([Event::Mouse(mouse::Event::CursorMoved { position: p })]);
+    });
+}
+
+#[test]
+fn paste_puts_the_copied_group_at_the_mouse_snapped_to_the_grid() {
+    let (mut app, _d) = app_with(doc_chain());
+    app.selection = ["add".to_string(), "table".to_string()].into();
+    let _ = app.update(Message::Edit(EditMsg::Copy));
+    // The mouse over the canvas at a point that is off the grid in world coordinates.
+    let target = Pt::new(413.0, 227.0);
+    let at = screen(&app, target);
+    move_mouse(&mut app, at);
+    assert!(app.hover.get().is_some(), "the canvas noticed the mouse");
+    let _ = app.update(Message::Edit(EditMsg::Paste));
+    assert_eq!(app.selection, ["add_2".to_string(), "table_2".to_string()].into());
+    assert_eq!(top_left(&app, &app.selection), (420.0, 220.0), "top-left at the mouse, snapped");
+    // The group keeps its shape: table stays 200 below add.
+    assert_eq!(app.doc.layout["table_2"].y - app.doc.layout["add_2"].y, 200.0);
+    // Pasting again at another mouse position.
+    let at = screen(&app, Pt::new(-53.0, 71.0));
+    move_mouse(&mut app, at);
+    assert!(app.hover.get().is_some());
+    let _ = app.update(Message::Edit(EditMsg::Paste));
+    assert_eq!(top_left(&app, &app.selection), (-60.0, 80.0));
+    // The mouse away from the canvas (over the inspector): the copy lands beside the original,
+    // one step further than the last paste-beside.
+    move_mouse(&mut app, Point::new(W - 100.0, 200.0));
+    assert_eq!(app.hover.get(), None);
+    let _ = app.update(Message::Edit(EditMsg::Paste));
+    // The clip moved 40 further after each paste: original (240, 0) + 2 × 40 + 40.
+    assert_eq!(top_left(&app, &app.selection), (360.0, 120.0));
+    // Duplicate keeps its offset from the original, wherever the mouse is.
+    move_mouse(&mut app, at);
+    app.selection = ["src".to_string()].into();
+    let _ = app.update(Message::Edit(EditMsg::Duplicate));
+    assert_eq!(top_left(&app, &app.selection), (40.0, 40.0));
+}
+
+/// The messages clicking through `path` (a menu title, then an entry) produces.
+fn menu_messages(app: &App, path: &[&str]) -> Vec<Message> {
+    let mut ui = Simulator::with_size(Settings::default(), Size::new(W, H), app.view());
+    for entry in path {
+        ui.click(*entry).unwrap_or_else(|e| panic!("menu entry {entry:?}: {e:?}"));
+    }
+    ui.into_messages().collect()
+}
+
+#[test]
+fn the_menus_run_open_examples_and_fit() {
+    let (mut app, _d) = app_with(doc_chain());
+    let m = menu_messages(&app, &["Run", "Run all"]);
+    assert!(m.iter().any(|m| matches!(m, Message::Run { to_selected: false })), "{m:?}");
+    // Run to selected needs a selection: greyed out (no message) without one.
+    let m = menu_messages(&app, &["Run", "Run to selected"]);
+    assert!(!m.iter().any(|m| matches!(m, Message::Run { .. })), "{m:?}");
+    app.selection = ["add".to_string()].into();
+    let m = menu_messages(&app, &["Run", "Run to selected"]);
+    assert!(m.iter().any(|m| matches!(m, Message::Run { to_selected: true })), "{m:?}");
+    // The Examples menu lists graphs/examples; choosing one opens it as an unsaved copy.
+    let example = app.examples.first().cloned().expect("graphs/examples is found");
+    let name = petri_gui::files::display_name(Some(&example), "example");
+    let m = menu_messages(&app, &["Examples", &name]);
+    assert!(
+        m.iter().any(|m| matches!(m, Message::File(petri_gui::app::FileMsg::OpenExample(p)) if *p == example)),
+        "{m:?}"
+    );
+    // Recent files are listed in the File menu.
+    let recent = std::path::PathBuf::from("/data/lab/segment.ron");
+    app.recent = vec![recent.clone()];
+    let m = menu_messages(&app, &["File", "/data/lab/segment.ron"]);
+    assert!(
+        m.iter().any(|m| matches!(m, Message::File(petri_gui::app::FileMsg::OpenPath(p)) if *p == recent)),
+        "{m:?}"
+    );
+    // View → Fit.
+    app.view = petri_gui::layout::Viewport { zoom: 2.5, offset: Pt::new(-900.0, -700.0) };
+    let m = menu_messages(&app, &["View", "Fit"]);
+    for msg in m {
+        let _ = app.update(msg);
+    }
+    let fitted = layout::fit(&app.cards, app.canvas_size.0, app.canvas_size.1);
+    assert_eq!(app.view, fitted);
+}
+
 #[test]
 fn save_then_open_gives_an_equal_graph() {
     let (mut app, dir) = app_with(doc_chain());
@@ -406,10 +503,11 @@ fn save_then_open_gives_an_equal_graph() {
     assert_eq!(loaded, saved);
     assert!(diags.is_empty());
     assert_eq!(edited.nodes["add"], saved.nodes["add"]);
-    // Save from the toolbar writes the same file again (canonical form).
+    // Save from the File menu writes the same file again (canonical form).
     let before = std::fs::read_to_string(&path).unwrap();
     interact(&mut other, |ui| {
-        ui.click("Save").expect("Save button");
+        ui.click("File").expect("File menu");
+        ui.click("Save").expect("Save in the File menu");
     });
     assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
 }

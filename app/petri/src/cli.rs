@@ -421,10 +421,14 @@ pub fn edit(graph: Option<PathBuf>) -> Result<u8, CliError> {
     Ok(EXIT_OK)
 }
 
+/// A headless build (`--no-default-features`, for servers and clusters) has no editor: say so
+/// and what to do instead, and fail (exit code 2) so scripts notice.
 #[cfg(not(feature = "gui"))]
 pub fn edit(_graph: Option<PathBuf>) -> Result<u8, CliError> {
     Err(CliError::invalid(
-        "this petri was built without the editor (--no-default-features); use `petri run GRAPH`",
+        "this petri is a headless build (built with --no-default-features): it has no editor. \
+         Run graphs with `petri run GRAPH` (`petri --help` lists the commands), or build with the \
+         default features for the editor.",
     ))
 }
 
