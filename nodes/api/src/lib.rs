@@ -5,6 +5,7 @@
 
 mod codec;
 pub mod fsutil;
+pub mod mem;
 mod node;
 mod param;
 mod registry;

@@ -563,12 +563,10 @@ impl Stack {
             // Hot: nodes check every float input. Blocks of 4096 are tested with a branch-free
             // fold (vectorised), in parallel; only a bad block is searched for its first pixel.
             const BLOCK: usize = 4096;
-            let bad_block = v
-                .par_chunks(BLOCK)
-                .position_first(|b| !b.iter().fold(true, |ok, x| ok & x.is_finite()));
-            if let Some(i) = bad_block.and_then(|k| {
-                v[k * BLOCK..].iter().position(|x| !x.is_finite()).map(|j| k * BLOCK + j)
-            }) {
+            let bad_block = v.par_chunks(BLOCK).position_first(|b| !b.iter().fold(true, |ok, x| ok & x.is_finite()));
+            if let Some(i) =
+                bad_block.and_then(|k| v[k * BLOCK..].iter().position(|x| !x.is_finite()).map(|j| k * BLOCK + j))
+            {
                 let w = self.x();
                 let h = self.y();
                 return Err(format!(

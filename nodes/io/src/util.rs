@@ -7,57 +7,10 @@ use std::path::Path;
 
 use petri_api::NodeError;
 
-/// A zero-filled vector of `n` pixels, or an error instead of an abort when memory is short.
-///
-/// Hand-written because `vec![0; n]` aborts the process on allocation failure and
-/// `Vec::try_reserve` + `resize` touches (and so commits) every page up front. `alloc_zeroed`
-/// is fallible and, for large sizes, maps fresh zero pages lazily, like numpy's `np.empty`:
-/// memory is committed only as the decoder writes into it.
+/// A zero-filled vector of `n` pixels, or an error instead of an abort when memory is short
+/// (lazily committed, huge pages for large buffers: see `petri_api::mem`).
 pub fn try_zeroed_vec<P: bytemuck::Pod>(n: usize) -> Result<Vec<P>, String> {
-    if n == 0 {
-        return Ok(Vec::new());
-    }
-    let layout =
-        std::alloc::Layout::array::<P>(n).map_err(|_| format!("{n} pixels are too many to address on this machine"))?;
-    // SAFETY: `layout` has a non-zero size (n > 0 and P is not zero-sized for our pixel types;
-    // a zero-sized P gives size 0, handled below). The pointer comes from the global allocator
-    // with exactly this layout, so `Vec::from_raw_parts` with capacity `n` is sound, and an
-    // all-zero bit pattern is a valid `P` because `P: Pod`.
-    unsafe {
-        if layout.size() == 0 {
-            return Ok(Vec::new());
-        }
-        let ptr = std::alloc::alloc_zeroed(layout) as *mut P;
-        if ptr.is_null() {
-            return Err(format!("not enough memory for the image ({:.1} GB)", layout.size() as f64 / 1e9));
-        }
-        advise_huge_pages(ptr as *mut u8, layout.size());
-        Ok(Vec::from_raw_parts(ptr, n, n))
-    }
-}
-
-/// Asks Linux to back a large fresh allocation with transparent huge pages (as numpy does):
-/// decoding into it then takes one page fault per 2 MB instead of per 4 KB, which made reading
-/// an uncompressed stack 3–5× faster. Only the 2 MB-aligned interior is advised; a no-op on
-/// other systems and for small buffers.
-#[allow(unused_variables)]
-fn advise_huge_pages(ptr: *mut u8, len: usize) {
-    #[cfg(target_os = "linux")]
-    {
-        const HUGE: usize = 2 << 20;
-        if len < 2 * HUGE {
-            return;
-        }
-        let start = (ptr as usize).next_multiple_of(HUGE);
-        let end = (ptr as usize + len) / HUGE * HUGE;
-        if end > start {
-            // SAFETY: [start, end) lies inside the allocation we own; MADV_HUGEPAGE only changes
-            // how the kernel backs those pages, never their content. Failure is harmless.
-            unsafe {
-                libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
-            }
-        }
-    }
+    petri_api::mem::try_zeroed_vec(n).map_err(|e| format!("cannot hold the image: {e}"))
 }
 
 /// Writes a file atomically: `write` fills a temporary file in the destination folder, which is

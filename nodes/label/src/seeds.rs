@@ -90,11 +90,13 @@ struct Scan {
     not_flat: Vec<u32>,
 }
 
-/// Candidate peaks of all objects at once, by scanning each object pixel's box outwards
-/// (nearest rings first) until a higher pixel of the same object shows up — on a distance map
-/// almost every pixel has a higher neighbour, so this is much cheaper than a maximum filter.
-/// Large plateaus defeat the early exit: past a work budget this gives up (`None`) and the
-/// caller uses [`crop_candidates`]. Same result either way. Indices in raster order.
+/// Candidate peaks of all objects at once, in two steps. First every object voxel is compared
+/// with its 26 (8 in 2-D) neighbours: on a distance map almost every voxel has a higher one,
+/// which settles it. The few left (ridges, plateaus, summits) are then checked against their
+/// whole window, skipping every block of the volume whose maximum is not above them — a
+/// summit's window is mostly lower, so most of its blocks are never looked into. Past a work
+/// budget (huge windows over large plateaus) this gives up (`None`) and the caller uses
+/// [`crop_candidates`]. Same result either way. Indices in raster order.
 fn scan_candidates<P: Pixel>(
     image: &[P],
     obj: &(impl Fn(usize) -> u32 + Sync),
@@ -102,37 +104,28 @@ fn scan_candidates<P: Pixel>(
     md: usize,
 ) -> Option<Scan> {
     let [d, h, w] = shape;
-    let rz = if d > 1 { md as isize } else { 0 };
-    let m = md as isize;
-    if (2 * rz + 1) * (2 * m + 1) * (2 * m + 1) > 100_000 {
-        return None; // a huge window: the separable filter's cost does not depend on it
-    }
-    let mut offs: Vec<[isize; 3]> = Vec::new();
-    for dz in -rz..=rz {
-        for dy in -m..=m {
-            for dx in -m..=m {
+    let rz = if d > 1 { md } else { 0 };
+    // Step 1: the ring of direct neighbours.
+    let mut ring: Vec<[isize; 3]> = Vec::new();
+    for dz in -(rz.min(1) as isize)..=rz.min(1) as isize {
+        for dy in -1..=1isize {
+            for dx in -1..=1isize {
                 if (dz, dy, dx) != (0, 0, 0) {
-                    offs.push([dz, dy, dx]);
+                    ring.push([dz, dy, dx]);
                 }
             }
         }
     }
-    offs.sort_by_key(|o| o.iter().map(|a| a.abs()).max().unwrap_or(0));
-    let flat: Vec<isize> = offs.iter().map(|o| (o[0] * h as isize + o[1]) * w as isize + o[2]).collect();
-    let budget = 24 * image.len() + 1_000_000;
-    let work = std::sync::atomic::AtomicUsize::new(0);
+    let flat: Vec<isize> = ring.iter().map(|o| (o[0] * h as isize + o[1]) * w as isize + o[2]).collect();
     type Row = (Vec<usize>, Vec<u32>);
-    let rows: Option<Vec<Row>> = (0..d * h)
+    let rows: Vec<Row> = (0..d * h)
         .into_par_iter()
         .map(|r| {
-            if work.load(std::sync::atomic::Ordering::Relaxed) > budget {
-                return None;
-            }
             let (z, y) = (r / h, r % h);
-            let mut found = Vec::new();
+            let mut left = Vec::new();
             // Objects with a non-peak voxel in this row (runs of one object add it once).
             let mut not_flat: Vec<u32> = Vec::new();
-            let mut done = 0usize;
+            let inner_zy = y >= 1 && y + 1 < h && (d == 1 || (z >= 1 && z + 1 < d));
             for x in 0..w {
                 let p = r * w + x;
                 let l = obj(p);
@@ -140,14 +133,9 @@ fn scan_candidates<P: Pixel>(
                     continue;
                 }
                 let v = image[p];
-                let interior = x as isize >= m
-                    && x as isize + m < w as isize
-                    && y as isize >= m
-                    && y as isize + m < h as isize
-                    && z as isize >= rz
-                    && z as isize + rz < d as isize;
-                let mut peak = true;
-                for (k, o) in offs.iter().enumerate() {
+                let interior = inner_zy && x >= 1 && x + 1 < w;
+                let mut higher = false;
+                for (k, o) in ring.iter().enumerate() {
                     if !interior {
                         let (nz, ny, nx) = (z as isize + o[0], y as isize + o[1], x as isize + o[2]);
                         if nz < 0 || ny < 0 || nx < 0 || nz >= d as isize || ny >= h as isize || nx >= w as isize {
@@ -156,30 +144,91 @@ fn scan_candidates<P: Pixel>(
                     }
                     let q = (p as isize + flat[k]) as usize;
                     if image[q] > v && obj(q) == l {
-                        peak = false;
-                        done += k + 1;
+                        higher = true;
                         break;
                     }
                 }
-                if peak {
-                    done += offs.len();
-                    found.push(p);
+                if !higher {
+                    left.push(p);
                 } else if not_flat.last() != Some(&l) {
                     not_flat.push(l);
                 }
             }
-            work.fetch_add(done, std::sync::atomic::Ordering::Relaxed);
-            Some((found, not_flat))
+            (left, not_flat)
         })
         .collect();
-    if work.into_inner() > budget {
-        return None;
-    }
-    let rows = rows?;
     let mut not_flat: Vec<u32> = rows.iter().flat_map(|r| r.1.iter().copied()).collect();
+    let left: Vec<usize> = rows.into_iter().flat_map(|r| r.0).collect();
+    if md <= 1 {
+        not_flat.sort_unstable();
+        not_flat.dedup();
+        return Some(Scan { cands: left, not_flat });
+    }
+    // Step 2: the whole window of each voxel left, block by block.
+    let bs = [if d > 1 { 4 } else { 1 }, 8, 8];
+    let nb = [d.div_ceil(bs[0]), h.div_ceil(bs[1]), w.div_ceil(bs[2])];
+    let r = [rz, md, md];
+    let blocks_per_window: usize = (0..3).map(|a| ((2 * r[a] + 1).min(shape[a])).div_ceil(bs[a]) + 1).product();
+    if left.len().saturating_mul(blocks_per_window) > 24 * image.len() + 1_000_000 {
+        return None; // e.g. a huge window over a large plateau: the separable filter is cheaper
+    }
+    let mut bmax = vec![f64::NEG_INFINITY; nb.iter().product()];
+    bmax.par_chunks_mut(nb[2]).enumerate().for_each(|(k, out)| {
+        let (bz, by) = (k / nb[1], k % nb[1]);
+        for z in bz * bs[0]..((bz + 1) * bs[0]).min(d) {
+            for y in by * bs[1]..((by + 1) * bs[1]).min(h) {
+                let row = &image[(z * h + y) * w..(z * h + y + 1) * w];
+                for (bx, chunk) in row.chunks(bs[2]).enumerate() {
+                    for &v in chunk {
+                        let v = v.to_f64();
+                        if v > out[bx] {
+                            out[bx] = v;
+                        }
+                    }
+                }
+            }
+        }
+    });
+    let judged: Vec<(usize, Option<u32>)> = left
+        .par_iter()
+        .map(|&p| {
+            let c = [p / (h * w), (p / w) % h, p % w];
+            let (l, v) = (obj(p), image[p]);
+            let vf = v.to_f64();
+            let lo = [0, 1, 2].map(|a| c[a].saturating_sub(r[a]));
+            let hi = [0, 1, 2].map(|a| (c[a] + r[a] + 1).min(shape[a]));
+            for bz in lo[0] / bs[0]..=(hi[0] - 1) / bs[0] {
+                for by in lo[1] / bs[1]..=(hi[1] - 1) / bs[1] {
+                    for bx in lo[2] / bs[2]..=(hi[2] - 1) / bs[2] {
+                        if bmax[(bz * nb[1] + by) * nb[2] + bx] <= vf {
+                            continue;
+                        }
+                        for z in (bz * bs[0]).max(lo[0])..((bz + 1) * bs[0]).min(hi[0]) {
+                            for y in (by * bs[1]).max(lo[1])..((by + 1) * bs[1]).min(hi[1]) {
+                                let row = (z * h + y) * w;
+                                for q in row + (bx * bs[2]).max(lo[2])..row + ((bx + 1) * bs[2]).min(hi[2]) {
+                                    if image[q] > v && obj(q) == l {
+                                        return (p, Some(l));
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            (p, None)
+        })
+        .collect();
+    let mut cands = Vec::new();
+    for (p, beaten) in judged {
+        match beaten {
+            Some(l) => not_flat.push(l),
+            None => cands.push(p),
+        }
+    }
     not_flat.sort_unstable();
     not_flat.dedup();
-    Some(Scan { cands: rows.into_iter().flat_map(|r| r.0).collect(), not_flat })
+    Some(Scan { cands, not_flat })
 }
 
 /// `peak_local_max` seeds of one volume (see the module docs), as flat indices in seed order.
@@ -196,7 +245,12 @@ fn local_max_peaks<P: Pixel>(
     // Candidates per object, objects by increasing id. An object's maximum is always a
     // candidate, so the objects with candidates are all the objects. `flat`: every voxel of
     // the object is a candidate; its box is then the box of its candidates.
-    let per_object: Vec<(u32, Vec<usize>, Option<BBox>)> = match scan_candidates(image, &obj, shape, md) {
+    // One monomorphised scan per case: the hot loop then has no `Option` test per voxel.
+    let scanned = match objects {
+        Some(l) => scan_candidates(image, &|i: usize| l[i], shape, md),
+        None => scan_candidates(image, &|_: usize| 1, shape, md),
+    };
+    let per_object: Vec<(u32, Vec<usize>, Option<BBox>)> = match scanned {
         Some(Scan { cands, not_flat }) => {
             let mut keyed: Vec<(u32, usize)> = cands.into_iter().map(|p| (obj(p), p)).collect();
             keyed.sort_unstable();
@@ -579,7 +633,7 @@ mod tests {
     fn scan_and_separable_candidates_agree() {
         // Quantised noise (many ties and plateaus) in two objects, 2-D and 3-D.
         let mut x = 5u64;
-        for shape in [[1, 30, 41], [6, 13, 17]] {
+        for shape in [[1, 30, 41], [6, 13, 17], [9, 20, 30]] {
             let n: usize = shape.iter().product();
             let img: Vec<f32> = (0..n)
                 .map(|_| {
@@ -589,7 +643,7 @@ mod tests {
                 .collect();
             let lab: Vec<u32> =
                 (0..n).map(|i| if i % shape[2] < 3 { 0 } else { 1 + (i % shape[2] > 9) as u32 }).collect();
-            for md in [1, 2, 3] {
+            for md in [1, 2, 3, 5] {
                 let obj = |i: usize| lab[i];
                 let scan = scan_candidates(&img, &obj, shape, md).unwrap().cands;
                 let mut crop: Vec<usize> = bboxes(&lab, shape)

@@ -411,76 +411,8 @@ pub fn map_lines_with<T: Copy + Default + Send + Sync, S>(
     );
 }
 
-/// Pixel-like types whose all-zero bit pattern is a valid value (so a zeroed allocation is a
-/// valid vector of them).
-///
-/// # Safety
-/// Implement only for types for which all-zero bytes are a valid value.
-pub unsafe trait Zeroable: Copy + Send + Sync {}
-unsafe impl Zeroable for u8 {}
-unsafe impl Zeroable for u16 {}
-unsafe impl Zeroable for u32 {}
-unsafe impl Zeroable for u64 {}
-unsafe impl Zeroable for usize {}
-unsafe impl Zeroable for f32 {}
-unsafe impl Zeroable for f64 {}
-
-/// A zero-filled vector for a large output, backed by transparent huge pages on Linux (as numpy
-/// does for arrays of 4 MB and more): filling a fresh 16 MB buffer then takes 8 page faults
-/// instead of 4096, which was the largest single cost of several nodes.
-pub fn zeroed_vec<T: Zeroable>(n: usize) -> Vec<T> {
-    let Ok(layout) = std::alloc::Layout::array::<T>(n) else {
-        // Sizes come from existing stacks, so this cannot overflow in practice.
-        return vec![unsafe { std::mem::zeroed() }; n];
-    };
-    if layout.size() == 0 {
-        return Vec::new();
-    }
-    // SAFETY: non-zero size; the pointer comes from the global allocator with this exact
-    // layout, so `Vec::from_raw_parts(ptr, n, n)` is sound, and all-zero bytes are a valid `T`
-    // (`T: Zeroable`).
-    unsafe {
-        let ptr = std::alloc::alloc_zeroed(layout) as *mut T;
-        if ptr.is_null() {
-            std::alloc::handle_alloc_error(layout);
-        }
-        advise_huge_pages(ptr as *mut u8, layout.size());
-        Vec::from_raw_parts(ptr, n, n)
-    }
-}
-
-/// A vector of `n` values `f(i)`, computed in parallel into a [`zeroed_vec`].
-pub fn par_fill<T: Zeroable>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
-    const CHUNK: usize = 1 << 14;
-    let mut v = zeroed_vec::<T>(n);
-    v.par_chunks_mut(CHUNK).enumerate().for_each(|(c, ch)| {
-        for (k, x) in ch.iter_mut().enumerate() {
-            *x = f(c * CHUNK + k);
-        }
-    });
-    v
-}
-
-/// Asks Linux to back the 2 MB-aligned interior of a large fresh allocation with huge pages.
-/// Only changes how the kernel backs the pages, never their content; a no-op elsewhere.
-#[allow(unused_variables)]
-fn advise_huge_pages(ptr: *mut u8, len: usize) {
-    #[cfg(target_os = "linux")]
-    {
-        const HUGE: usize = 2 << 20;
-        if len < 2 * HUGE {
-            return;
-        }
-        let start = (ptr as usize).next_multiple_of(HUGE);
-        let end = (ptr as usize + len) / HUGE * HUGE;
-        if end > start {
-            // SAFETY: [start, end) lies inside an allocation we own; failure is harmless.
-            unsafe {
-                libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
-            }
-        }
-    }
-}
+/// Zero-filled and parallel-filled outputs: shared with the other node crates.
+pub use petri_api::mem::{par_fill, zeroed_vec};
 
 #[cfg(test)]
 mod tests {
