@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use petri_api::{
-    Fingerprint, Inputs, Node, NodeCtx, NodeError, NodeSpec, Outputs, ParamSpec, Params, PortType, Registry, Stack, Value,
+    Fingerprint, Inputs, Node, NodeCtx, NodeError, NodeSpec, Outputs, ParamSpec, Params, PortType, Registry, Stack,
+    Value,
 };
 use petri_engine::{Compiled, Engine, GraphDoc, PathContext, RunOptions, RunReport, compile};
 
@@ -175,7 +176,8 @@ pub fn test_registry() -> Registry {
 
 /// Compiles a document against `registry` with paths relative to `dir`.
 pub fn compile_in(doc: &GraphDoc, registry: &Registry, dir: &Path) -> Compiled {
-    let ctx = PathContext { graph_dir: dir.into(), out_dir: dir.join("out"), cwd: dir.into(), user_set: Default::default() };
+    let ctx =
+        PathContext { graph_dir: dir.into(), out_dir: dir.join("out"), cwd: dir.into(), user_set: Default::default() };
     match compile(doc, registry, &ctx) {
         Ok(c) => c,
         Err(d) => panic!("graph does not compile: {d:?}"),

@@ -38,7 +38,11 @@ fn every_broken_graph_is_refused_with_a_clear_message() {
                 "{name} ({cmd}): the message should contain {frags:?}:\n{}",
                 o.stderr
             );
-            assert!(o.stderr.contains(&name) || o.stderr.contains("broken"), "{name}: message should name the file:\n{}", o.stderr);
+            assert!(
+                o.stderr.contains(&name) || o.stderr.contains("broken"),
+                "{name}: message should name the file:\n{}",
+                o.stderr
+            );
         }
     }
     // Nothing was written outside the output folder.

@@ -32,15 +32,23 @@ fn example_runs_matches_scikit_image_and_caches_on_disk() {
     let out = w.join("out");
     let cache = w.join("cache");
     let rep = w.join("report.json");
-    let args =
-        |extra: &[&str]| -> Vec<String> {
-            let mut a: Vec<String> = ["run", g, "--out", out.to_str().unwrap(), "--cache", cache.to_str().unwrap(), "--report", rep.to_str().unwrap()]
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
-            a.extend(extra.iter().map(|s| s.to_string()));
-            a
-        };
+    let args = |extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = [
+            "run",
+            g,
+            "--out",
+            out.to_str().unwrap(),
+            "--cache",
+            cache.to_str().unwrap(),
+            "--report",
+            rep.to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
     let run = |extra: &[&str]| {
         let a = args(extra);
         let refs: Vec<&str> = a.iter().map(String::as_str).collect();
@@ -64,8 +72,7 @@ fn example_runs_matches_scikit_image_and_caches_on_disk() {
     let labels_path = out.join("nuclei-threshold/labels.tif");
     let (shape, ours) = petri_testkit::read_tiff_f64(&labels_path);
     assert_eq!(shape, vec![1, 512, 512]);
-    let (_, theirs) =
-        petri_testkit::read_tiff_f64(&petri_testkit::reference("nuclei2d_dsb2018", "cc_conn8.tif"));
+    let (_, theirs) = petri_testkit::read_tiff_f64(&petri_testkit::reference("nuclei2d_dsb2018", "cc_conn8.tif"));
     assert_eq!(ours, theirs, "labels differ from skimage.measure.label");
     let csv = out.join("nuclei-threshold/regions.csv");
     let rows = petri_testkit::read_csv(&csv);
@@ -126,7 +133,16 @@ fn run_to_a_target_runs_only_what_it_needs() {
     let rep = work.path().join("r.json");
     let out = work.path().join("out");
     let o = petri(
-        &["run", graph.to_str().unwrap(), "--target", "threshold", "--out", out.to_str().unwrap(), "--report", rep.to_str().unwrap()],
+        &[
+            "run",
+            graph.to_str().unwrap(),
+            "--target",
+            "threshold",
+            "--out",
+            out.to_str().unwrap(),
+            "--report",
+            rep.to_str().unwrap(),
+        ],
         work.path(),
     );
     assert_eq!(o.code, 0, "{}", o.stderr);

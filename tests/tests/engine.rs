@@ -22,12 +22,24 @@ fn i(v: i64) -> ParamValue {
 fn chain(tag: &str) -> GraphDoc {
     let mut g = GraphDoc::default();
     g.add_node("src", NodeDoc::new("test.source", 1).with("tag", s(&format!("{tag}-src"))), Pos::default()).unwrap();
-    g.add_node("a", NodeDoc::new("test.add", 1).with("tag", s(&format!("{tag}-a"))).with("amount", f(1.0)), Pos::default())
-        .unwrap();
-    g.add_node("b", NodeDoc::new("test.add", 1).with("tag", s(&format!("{tag}-b"))).with("amount", f(2.0)), Pos::default())
-        .unwrap();
-    g.add_node("c", NodeDoc::new("test.add", 1).with("tag", s(&format!("{tag}-c"))).with("amount", f(3.0)), Pos::default())
-        .unwrap();
+    g.add_node(
+        "a",
+        NodeDoc::new("test.add", 1).with("tag", s(&format!("{tag}-a"))).with("amount", f(1.0)),
+        Pos::default(),
+    )
+    .unwrap();
+    g.add_node(
+        "b",
+        NodeDoc::new("test.add", 1).with("tag", s(&format!("{tag}-b"))).with("amount", f(2.0)),
+        Pos::default(),
+    )
+    .unwrap();
+    g.add_node(
+        "c",
+        NodeDoc::new("test.add", 1).with("tag", s(&format!("{tag}-c"))).with("amount", f(3.0)),
+        Pos::default(),
+    )
+    .unwrap();
     g.connect(PortRef::new("src", "image"), PortRef::new("a", "image"));
     g.connect(PortRef::new("a", "image"), PortRef::new("b", "image"));
     g.connect(PortRef::new("src", "image"), PortRef::new("c", "image"));
@@ -131,7 +143,9 @@ fn corrupt_disk_entries_are_recomputed_not_trusted() {
     let engine = Engine::new(test_registry());
     let r2 = engine.run(&c, &o, &mut |e| events.push(e));
     assert!(
-        events.iter().any(|e| matches!(e, Event::NodeLog { node, message, .. } if node == "a" && message.contains("corrupt"))),
+        events
+            .iter()
+            .any(|e| matches!(e, Event::NodeLog { node, message, .. } if node == "a" && message.contains("corrupt"))),
         "{events:?}"
     );
     assert!(r2.ok, "{:?}", r2.nodes);
@@ -148,8 +162,12 @@ fn independent_branches_run_concurrently() {
     let mut g = GraphDoc::default();
     g.add_node("src", NodeDoc::new("test.source", 1).with("tag", s("par-src")), Pos::default()).unwrap();
     for b in ["left", "right"] {
-        g.add_node(b, NodeDoc::new("test.add", 1).with("sleep_ms", i(800)).with("tag", s(&format!("par-{b}"))), Pos::default())
-            .unwrap();
+        g.add_node(
+            b,
+            NodeDoc::new("test.add", 1).with("sleep_ms", i(800)).with("tag", s(&format!("par-{b}"))),
+            Pos::default(),
+        )
+        .unwrap();
         g.connect(PortRef::new("src", "image"), PortRef::new(b, "image"));
     }
     let engine = Engine::new(test_registry());

@@ -29,8 +29,7 @@ fn nuclei_watershed_matches_scikit_image() {
     run_example("nuclei-watershed.ron", &out, &[]);
     // Labels: equal to scikit-image's watershed up to relabelling, except tie pixels.
     let (_, ours) = petri_testkit::read_tiff_f64(&out.join("nuclei-watershed/labels.tif"));
-    let (_, theirs) =
-        petri_testkit::read_tiff_f64(&petri_testkit::reference("nuclei2d_dsb2018", "watershed.tif"));
+    let (_, theirs) = petri_testkit::read_tiff_f64(&petri_testkit::reference("nuclei2d_dsb2018", "watershed.tif"));
     let ours: Vec<u32> = ours.iter().map(|&v| v as u32).collect();
     let theirs: Vec<u32> = theirs.iter().map(|&v| v as u32).collect();
     let fg = theirs.iter().filter(|&&v| v != 0).count();
@@ -84,7 +83,11 @@ fn convert_writes_the_same_pixels() {
     let work = tempfile::tempdir().unwrap();
     let out = work.path().join("out");
     let target = work.path().join("converted.tif");
-    run_example("convert.ron", &out, &["--set", &format!("save.path={}", target.display()), "--set", "save.compression=lzw"]);
+    run_example(
+        "convert.ron",
+        &out,
+        &["--set", &format!("save.path={}", target.display()), "--set", "save.compression=lzw"],
+    );
     let (s1, a) = petri_testkit::read_tiff_f64(&target);
     let (s2, b) = petri_testkit::read_tiff_f64(&root().join("assets/samples/nuclei3d_synthetic.tif"));
     assert_eq!(s1, s2);

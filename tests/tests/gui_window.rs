@@ -38,7 +38,9 @@ impl Drop for Killer {
 
 fn free_display() -> u32 {
     (90..140)
-        .find(|n| !Path::new(&format!("/tmp/.X{n}-lock")).exists() && !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists())
+        .find(|n| {
+            !Path::new(&format!("/tmp/.X{n}-lock")).exists() && !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
+        })
         .expect("a free X display number")
 }
 
@@ -55,7 +57,8 @@ fn the_editor_draws_the_example_graph_in_a_real_window() {
     let required = std::env::var("PETRI_REQUIRE_XVFB").is_ok_and(|v| v == "1");
     let missing: Vec<&str> = ["Xvfb", "import", "convert"].into_iter().filter(|t| !have(t)).collect();
     if !missing.is_empty() {
-        let msg = format!("gui_window: SKIPPED: {} not installed (apt-get install xvfb imagemagick)", missing.join(", "));
+        let msg =
+            format!("gui_window: SKIPPED: {} not installed (apt-get install xvfb imagemagick)", missing.join(", "));
         assert!(!required, "{msg}, and PETRI_REQUIRE_XVFB=1");
         println!("{msg}");
         return;
@@ -109,7 +112,11 @@ fn the_editor_draws_the_example_graph_in_a_real_window() {
     });
     // Let the frame showing the finished run reach the screen.
     std::thread::sleep(Duration::from_millis(2000));
-    let st = Command::new("import").args(["-display", &format!(":{display}"), "-window", "root"]).arg(&png).status().unwrap();
+    let st = Command::new("import")
+        .args(["-display", &format!(":{display}"), "-window", "root"])
+        .arg(&png)
+        .status()
+        .unwrap();
     assert!(st.success(), "import failed");
     let out = Command::new("convert").arg(&png).args(["-depth", "8", "ppm:-"]).output().unwrap();
     assert!(out.status.success(), "convert failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -144,7 +151,10 @@ fn the_editor_draws_the_example_graph_in_a_real_window() {
         assert!(close, "card '{id}': header colour {got:?} at ({x}, {y}), expected {want:?}; see {}", png.display());
         // Just above the card is canvas, not header.
         let above = px((x + 4.0) as usize, (y - 6.0).max(0.0) as usize);
-        assert!(above.iter().zip(&want).any(|(a, b)| (*a as i32 - *b as i32).abs() > 16), "card '{id}' is not where the layout says");
+        assert!(
+            above.iter().zip(&want).any(|(a, b)| (*a as i32 - *b as i32).abs() > 16),
+            "card '{id}' is not where the layout says"
+        );
     }
     let log = petri_log();
     assert!(!log.contains("panicked"), "petri printed a panic:\n{log}");

@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use clap::{Parser, Subcommand};
 use petri_api::{Device, ParamKind, ParamValue, Registry};
 use petri_engine::{
-    Compiled, Diagnostic, Engine, Event, FailureKind, GraphDoc, NodeStatus, PathContext, RunOptions, RunReport, compile,
-    format, load_graph, raw,
+    Compiled, Diagnostic, Engine, Event, FailureKind, GraphDoc, NodeStatus, PathContext, RunOptions, RunReport,
+    compile, format, load_graph, raw,
 };
 
 pub const EXIT_OK: u8 = 0;
@@ -31,9 +31,7 @@ pub enum Command {
     /// Run a graph headless (exactly what the editor runs).
     Run(RunArgs),
     /// Check a graph file without running it.
-    Validate {
-        graph: PathBuf,
-    },
+    Validate { graph: PathBuf },
     /// Rewrite a graph file in canonical form (and upgrade old node versions).
     Fmt {
         graph: PathBuf,
@@ -42,9 +40,7 @@ pub enum Command {
         check: bool,
     },
     /// Open a graph in the editor (`petri` alone opens it on a bundled example).
-    Edit {
-        graph: Option<PathBuf>,
-    },
+    Edit { graph: Option<PathBuf> },
     /// List every node type.
     Nodes {
         /// Machine-readable JSON.
@@ -119,12 +115,15 @@ fn diag_list(path: &Path, diags: &[Diagnostic]) -> String {
 
 /// Applies `--set NODE.PARAM=VALUE` overrides to the document, checking each against the
 /// parameter's kind and range. Returns the (node, param) pairs that are paths set by the user.
-pub fn apply_overrides(doc: &mut GraphDoc, registry: &Registry, sets: &[String]) -> Result<Vec<(String, String)>, CliError> {
+pub fn apply_overrides(
+    doc: &mut GraphDoc,
+    registry: &Registry,
+    sets: &[String],
+) -> Result<Vec<(String, String)>, CliError> {
     let mut user_paths = Vec::new();
     for s in sets {
-        let (lhs, text) = s
-            .split_once('=')
-            .ok_or_else(|| CliError::invalid(format!("--set {s}: expected NODE.PARAM=VALUE")))?;
+        let (lhs, text) =
+            s.split_once('=').ok_or_else(|| CliError::invalid(format!("--set {s}: expected NODE.PARAM=VALUE")))?;
         let (node, param) = lhs
             .split_once('.')
             .ok_or_else(|| CliError::invalid(format!("--set {s}: expected NODE.PARAM=VALUE (no '.' in '{lhs}')")))?;
@@ -137,7 +136,11 @@ pub fn apply_overrides(doc: &mut GraphDoc, registry: &Registry, sets: &[String])
             .ok_or_else(|| CliError::invalid(format!("--set {s}: node '{node}' has unknown type '{}'", n.type_id)))?;
         let p = spec.param_spec(param).ok_or_else(|| {
             let known: Vec<&str> = spec.params.iter().map(|p| p.name.as_str()).collect();
-            CliError::invalid(format!("--set {s}: {} has no parameter '{param}' (it has: {})", n.type_id, known.join(", ")))
+            CliError::invalid(format!(
+                "--set {s}: {} has no parameter '{param}' (it has: {})",
+                n.type_id,
+                known.join(", ")
+            ))
         })?;
         let textual = matches!(p.kind, ParamKind::Str | ParamKind::Choice(_) | ParamKind::Path { .. });
         let parsed = raw::parse(text).ok().and_then(|r| r.to_param().ok());
@@ -147,7 +150,10 @@ pub fn apply_overrides(doc: &mut GraphDoc, registry: &Registry, sets: &[String])
             (_, true) => ParamValue::Str(text.to_string()),
             (Some(v), false) => v,
             (None, false) => {
-                return Err(CliError::invalid(format!("--set {s}: cannot read '{text}' as a value (expected {})", p.kind.name())));
+                return Err(CliError::invalid(format!(
+                    "--set {s}: cannot read '{text}' as a value (expected {})",
+                    p.kind.name()
+                )));
             }
         };
         let value = p
@@ -285,9 +291,11 @@ impl Progress {
                 if let Some(m) = &self.multi {
                     let bar = m.add(indicatif::ProgressBar::new(1000));
                     bar.set_style(
-                        indicatif::ProgressStyle::with_template("{prefix:>16.bold} [{bar:30}] {percent:>3}% {elapsed:>4} {msg}")
-                            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                            .progress_chars("=> "),
+                        indicatif::ProgressStyle::with_template(
+                            "{prefix:>16.bold} [{bar:30}] {percent:>3}% {elapsed:>4} {msg}",
+                        )
+                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                        .progress_chars("=> "),
                     );
                     bar.set_prefix(node.clone());
                     bar.enable_steady_tick(std::time::Duration::from_millis(200));
@@ -386,8 +394,10 @@ pub fn fmt(graph: &Path, check: bool) -> Result<u8, CliError> {
         }
     } else {
         if old != text {
-            format::write_atomic(graph, text.as_bytes())
-                .map_err(|e| CliError { code: EXIT_FAILED, message: format!("{}: cannot write: {e}", graph.display()) })?;
+            format::write_atomic(graph, text.as_bytes()).map_err(|e| CliError {
+                code: EXIT_FAILED,
+                message: format!("{}: cannot write: {e}", graph.display()),
+            })?;
         }
         Ok(EXIT_OK)
     }

@@ -47,7 +47,8 @@ pub fn markdown(registry: &Registry) -> String {
     categories.sort();
     categories.dedup();
     for c in &categories {
-        let ids: Vec<String> = registry.specs().filter(|s| s.category == *c).map(|s| format!("`{}`", s.type_id)).collect();
+        let ids: Vec<String> =
+            registry.specs().filter(|s| s.category == *c).map(|s| format!("`{}`", s.type_id)).collect();
         out.push_str(&format!("- **{c}**: {}\n", ids.join(", ")));
     }
     for c in categories {
@@ -74,9 +75,8 @@ pub fn markdown(registry: &Registry) -> String {
                 for p in &s.params {
                     let allowed = match &p.kind {
                         ParamKind::Int { min, max } => range_text(min.map(|v| v as f64), max.map(|v| v as f64), false),
-                        ParamKind::Float { min, max, min_exclusive } | ParamKind::Floats { min, max, min_exclusive, .. } => {
-                            range_text(*min, *max, *min_exclusive)
-                        }
+                        ParamKind::Float { min, max, min_exclusive }
+                        | ParamKind::Floats { min, max, min_exclusive, .. } => range_text(*min, *max, *min_exclusive),
                         ParamKind::Choice(c) => c.iter().map(|x| format!("`{x}`")).collect::<Vec<_>>().join(", "),
                         ParamKind::Path { filters, .. } if !filters.is_empty() => {
                             filters.iter().map(|f| format!(".{f}")).collect::<Vec<_>>().join(" ")
