@@ -32,16 +32,31 @@ use petri_learn::unet::{Decoder, Dims, Padding, UNetConfig};
 
 /// The block x ∈ [x0, x1) of a stack (all Z), as f32 or u32.
 fn xcrop(s: &Stack, x0: usize, x1: usize, labels: bool) -> Stack {
-    let (d, h, w) = (s.z(), s.y(), s.x());
-    let px = s.buffer().to_f64_vec();
-    let v: Vec<f64> = (0..d * h).flat_map(|r| (x0..x1).map(move |x| (r, x))).map(|(r, x)| px[r * w + x]).collect();
-    let nw = x1 - x0;
-    if labels {
-        let v: Vec<u32> = v.iter().map(|&x| x as u32).collect();
-        if d > 1 { Stack::from_3d(d, h, nw, v).unwrap() } else { Stack::from_2d(h, nw, v).unwrap() }
-    } else {
-        let v: Vec<f32> = v.iter().map(|&x| x as f32).collect();
-        if d > 1 { Stack::from_3d(d, h, nw, v).unwrap() } else { Stack::from_2d(h, nw, v).unwrap() }
+    crop3(s, (0, s.z()), (0, s.y()), (x0, x1), labels)
+}
+
+/// Training options of every protocol here: Adam with a cosine schedule, no class weights.
+fn adam_cosine(epochs: usize, batch: usize, loss: LossKind, lr: f64, keep_best: bool, seed: u64) -> TrainOptions {
+    TrainOptions {
+        epochs,
+        batch_size: batch,
+        loss,
+        class_weights: ClassWeights::None,
+        border_w0: 0.0,
+        border_sigma: 5.0,
+        optimizer: OptimizerConfig {
+            kind: OptimizerKind::Adam,
+            lr,
+            weight_decay: 0.0,
+            momentum: 0.9,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        },
+        schedule: Schedule::Cosine { min_lr: 2e-5 },
+        early_stopping: 0,
+        keep_best,
+        seed,
     }
 }
 
@@ -150,27 +165,7 @@ fn run(
     aug.brightness_range = 0.1;
     spec.augment = Some(aug);
     ds.spec = spec.to_ron();
-    let o = TrainOptions {
-        epochs,
-        batch_size: batch,
-        loss: LossKind::CrossEntropyDice,
-        class_weights: ClassWeights::None,
-        border_w0: 0.0,
-        border_sigma: 5.0,
-        optimizer: OptimizerConfig {
-            kind: OptimizerKind::Adam,
-            lr,
-            weight_decay: 0.0,
-            momentum: 0.9,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-        },
-        schedule: Schedule::Cosine { min_lr: 2e-5 },
-        early_stopping: 0,
-        keep_best,
-        seed: 0,
-    };
+    let o = adam_cosine(epochs, batch, LossKind::CrossEntropyDice, lr, keep_best, 0);
     let mut net = Net::init(ModelConfig::new(arch, 0), &candle_core::Device::Cpu).unwrap();
     let hist = train(&mut net, &ds, &spec, &o, None, None, &ctx()).unwrap();
     let t_train = t0.elapsed().as_secs_f64();
@@ -198,7 +193,7 @@ fn run(
     );
 }
 
-/// The box z ∈ [z0, z1), y ∈ [y0, y1), x ∈ [x0, x1) of a 3-D stack, as f32 or u32.
+/// The box z ∈ [z0, z1), y ∈ [y0, y1), x ∈ [x0, x1) of a stack, as f32 or u32 (2-D stays 2-D).
 fn crop3(s: &Stack, z: (usize, usize), y: (usize, usize), x: (usize, usize), labels: bool) -> Stack {
     let (h, w) = (s.y(), s.x());
     let px = s.buffer().to_f64_vec();
@@ -211,10 +206,13 @@ fn crop3(s: &Stack, z: (usize, usize), y: (usize, usize), x: (usize, usize), lab
         }
     }
     let (d, h, w) = (z.1 - z.0, y.1 - y.0, x.1 - x.0);
+    let three = s.z() > 1;
     if labels {
-        Stack::from_3d(d, h, w, v.iter().map(|&x| x as u32).collect::<Vec<u32>>()).unwrap()
+        let v: Vec<u32> = v.iter().map(|&x| x as u32).collect();
+        if three { Stack::from_3d(d, h, w, v).unwrap() } else { Stack::from_2d(h, w, v).unwrap() }
     } else {
-        Stack::from_3d(d, h, w, v.iter().map(|&x| x as f32).collect::<Vec<f32>>()).unwrap()
+        let v: Vec<f32> = v.iter().map(|&x| x as f32).collect();
+        if three { Stack::from_3d(d, h, w, v).unwrap() } else { Stack::from_2d(h, w, v).unwrap() }
     }
 }
 
@@ -371,27 +369,7 @@ impl Nuclei3d {
         let mut spec = DatasetSpec::from_ron(&ds.spec).unwrap();
         spec.augment = Some(self.augment());
         ds.spec = spec.to_ron();
-        let o = TrainOptions {
-            epochs: self.epochs,
-            batch_size: self.batch,
-            loss: self.loss,
-            class_weights: ClassWeights::None,
-            border_w0: 0.0,
-            border_sigma: 5.0,
-            optimizer: OptimizerConfig {
-                kind: OptimizerKind::Adam,
-                lr: self.lr,
-                weight_decay: 0.0,
-                momentum: 0.9,
-                beta1: 0.9,
-                beta2: 0.999,
-                eps: 1e-8,
-            },
-            schedule: Schedule::Cosine { min_lr: 2e-5 },
-            early_stopping: 0,
-            keep_best: false,
-            seed,
-        };
+        let o = adam_cosine(self.epochs, self.batch, self.loss, self.lr, false, seed);
         let arch = UNetConfig {
             dims: Dims::Three,
             in_channels: 1,

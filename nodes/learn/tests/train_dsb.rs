@@ -182,27 +182,27 @@ fn model_files_round_trip_and_corruption_is_reported() {
     assert!(e.contains("configuration"), "{e}");
 }
 
+/// Foreground/background 8×16×16 patches of the synthetic 3-D nuclei, as both 3-D tests use them.
+fn synthetic_3d_options(patches: usize, split: Split, seed: u64) -> DatasetOptions {
+    DatasetOptions {
+        mode: ClassMode::Foreground,
+        classes: 0,
+        border: 1,
+        patch: [8, 16, 16],
+        foreground_oversample: 0.5,
+        patches_per_epoch: patches,
+        split,
+        seed,
+        normalisation: Normalisation::Percentile { low: 1.0, high: 99.8 },
+    }
+}
+
 #[test]
 fn short_3d_training_runs_for_both_3d_networks() {
     let img = petri_testkit::read_stack::<f32>(&petri_testkit::sample("nuclei3d_synthetic.tif"));
     let lab = petri_testkit::read_stack::<u32>(&petri_testkit::sample("nuclei3d_synthetic_labels.tif"));
     assert!(img.z() > 1);
-    let ds = build_dataset(
-        &[img.clone()],
-        &[lab.clone()],
-        &DatasetOptions {
-            mode: ClassMode::Foreground,
-            classes: 0,
-            border: 1,
-            patch: [8, 16, 16],
-            foreground_oversample: 0.5,
-            patches_per_epoch: 8,
-            split: Split::Chop(2, 0.25),
-            seed: 2,
-            normalisation: Normalisation::Percentile { low: 1.0, high: 99.8 },
-        },
-    )
-    .unwrap();
+    let ds = build_dataset(&[img.clone()], &[lab.clone()], &synthetic_3d_options(8, Split::Chop(2, 0.25), 2)).unwrap();
     let spec = DatasetSpec::from_ron(&ds.spec).unwrap();
     assert!(spec.three_d);
     for dims in [Dims::Three, Dims::Anisotropic] {
@@ -239,22 +239,7 @@ fn held_out_3d_block_beats_a_floor() {
     let tl = Stack::from_3d(d, h, cut, xblock::<u32>(&lab, 0, cut)).unwrap();
     let pi = Stack::from_3d(d, h, w - cut, xblock::<f32>(&img, cut, w)).unwrap();
     let truth = xblock::<u32>(&lab, cut, w);
-    let ds = build_dataset(
-        &[ti],
-        &[tl],
-        &DatasetOptions {
-            mode: ClassMode::Foreground,
-            classes: 0,
-            border: 1,
-            patch: [8, 16, 16],
-            foreground_oversample: 0.5,
-            patches_per_epoch: 16,
-            split: Split::Fraction(0.0),
-            seed: 3,
-            normalisation: Normalisation::Percentile { low: 1.0, high: 99.8 },
-        },
-    )
-    .unwrap();
+    let ds = build_dataset(&[ti], &[tl], &synthetic_3d_options(16, Split::Fraction(0.0), 3)).unwrap();
     let spec = DatasetSpec::from_ron(&ds.spec).unwrap();
     let cfg = UNetConfig { dims: Dims::Three, depth: 2, base_filters: 8, dropout: 0.0, ..tiny(2) };
     let mut net = Net::init(ModelConfig::new(cfg, 2), &candle_core::Device::Cpu).unwrap();
