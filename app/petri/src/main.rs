@@ -3,6 +3,7 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    petri_api::mem::tune_allocator();
     // Panics inside nodes are caught by the engine and reported as that node's failure with
     // their message; the default hook would also dump them on stderr as a Rust panic, which
     // users should never see. PETRI_DEBUG=1 restores it for developers.

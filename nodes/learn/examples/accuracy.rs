@@ -515,6 +515,7 @@ fn nuclei3d(samples: &Path) {
 }
 
 fn main() {
+    petri_api::mem::tune_allocator();
     let what = std::env::args().nth(1).unwrap_or_else(|| "dsb2018".into());
     let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/samples");
     match what.as_str() {

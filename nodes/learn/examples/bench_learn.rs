@@ -50,6 +50,40 @@ fn randn(shape: &[usize], seed: u64) -> Tensor {
     Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
 }
 
+/// Forward 3×3 convolution, Winograd F(4×4, 3×3) against im2col + gemm, on the U-Net's layers.
+fn bench_wino() {
+    use petri_learn::ops::conv::{Geo, conv_forward_im2col};
+    use petri_learn::ops::winograd;
+    println!("## forward 3x3 pad 1: im2col + gemm vs Winograd F(4x4,3x3), median of 5");
+    for (n, cin, cout, hw) in
+        [(4usize, 32usize, 32usize, 256usize), (4, 64, 64, 128), (4, 128, 128, 64), (4, 256, 256, 32), (4, 96, 32, 256)]
+    {
+        let g = Geo { n, cin, cout, inp: [1, hw, hw], k: [1, 3, 3], pad: [0, 1, 1] };
+        let x: Vec<f32> = randn(&[n, cin, hw, hw], 1).flatten_all().unwrap().to_vec1().unwrap();
+        let w: Vec<f32> = (randn(&[cout, cin, 3, 3], 2) * 0.05).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let flops = 2.0 * g.macs() as f64;
+        let d = time(1, 5, || {
+            std::hint::black_box(conv_forward_im2col(&x, &w, &g, None));
+        });
+        let wi = time(1, 5, || {
+            std::hint::black_box(winograd::conv_forward(&x, &w, &g, None));
+        });
+        petri_learn::ops::take_profile();
+        winograd::conv_forward(&x, &w, &g, None);
+        for (n, t) in petri_learn::ops::take_profile().iter().filter(|p| p.1 > 0.0) {
+            println!("    {n:16} {:.2} ms (thread-summed)", t * 1e3);
+        }
+        println!(
+            "{n}x{cin}x{hw}x{hw} c{cin}->{cout}: im2col {:.1} ms ({:.1} GFLOP/s) | winograd {:.1} ms ({:.1} direct-equivalent GFLOP/s) | {:.2}x",
+            d * 1e3,
+            flops / d / 1e9,
+            wi * 1e3,
+            flops / wi / 1e9,
+            d / wi
+        );
+    }
+}
+
 fn bench_conv() {
     println!("## conv layer fwd+bwd (3x3, pad 1), median of 5");
     for (n, c, hw) in [(4usize, 32usize, 256usize), (4, 64, 128), (4, 128, 64), (4, 256, 32)] {
@@ -182,9 +216,14 @@ fn bench_infer() {
     let cfg = peer();
     let (_vm, net) = build(&cfg);
     let x = randn(&[4, 1, 256, 256], 4);
+    petri_learn::ops::take_profile();
     let dt = time(1, 5, || {
         net.forward_t(&x, false).unwrap();
     });
+    println!("  per 4x256² inference, custom kernels (6 runs averaged):");
+    for (n, t) in petri_learn::ops::take_profile().iter().filter(|p| p.1 > 0.0) {
+        println!("    {n:16} {:.3} s", t / 6.0);
+    }
     let x5 = randn(&[1, 1, 512, 512], 5);
     let dt5 = time(1, 5, || {
         net.forward_t(&x5, false).unwrap();
@@ -226,7 +265,14 @@ fn bench_conv3d() {
 
 fn main() {
     let what = std::env::args().nth(1).unwrap_or_else(|| "all".into());
+    // As the `petri` binary does (PETRI_NO_TUNE=1 measures glibc's defaults).
+    if std::env::var_os("PETRI_NO_TUNE").is_none() {
+        petri_api::mem::tune_allocator();
+    }
     println!("rayon threads: {}", rayon::current_num_threads());
+    if what == "wino" {
+        bench_wino();
+    }
     if what == "conv" || what == "all" {
         bench_conv();
     }

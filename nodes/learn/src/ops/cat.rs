@@ -29,7 +29,7 @@ impl CustomOp2 for Cat2 {
         let (n, la, lb) = geometry(l1.dims(), l2.dims())?;
         let a = f32_contiguous(s1, l1)?;
         let b = f32_contiguous(s2, l2)?;
-        let mut out = vec![0f32; n * (la + lb)];
+        let mut out = petri_api::mem::zeroed_vec::<f32>(n * (la + lb));
         out.par_chunks_mut(la + lb).enumerate().for_each(|(i, o)| {
             o[..la].copy_from_slice(&a[i * la..(i + 1) * la]);
             o[la..].copy_from_slice(&b[i * lb..(i + 1) * lb]);
@@ -65,7 +65,7 @@ impl candle_core::CustomOp1 for Split {
         let v: usize = dims[2..].iter().product();
         let (n, la, lb) = (dims[0], self.ca * v, self.cb * v);
         let dy = f32_contiguous(s, l)?;
-        let mut out = vec![0f32; n * (la + lb)];
+        let mut out = petri_api::mem::zeroed_vec::<f32>(n * (la + lb));
         let (oa, ob) = out.split_at_mut(n * la);
         rayon::join(
             || oa.par_chunks_mut(la).enumerate().for_each(|(i, o)| o.copy_from_slice(&dy[i * (la + lb)..][..la])),

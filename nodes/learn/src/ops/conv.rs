@@ -180,13 +180,23 @@ pub struct Epilogue {
     pub relu: bool,
 }
 
-/// [`conv_forward`] with an optional [`Epilogue`].
+/// [`conv_forward`] with an optional [`Epilogue`]: Winograd F(4×4, 3×3) for 3×3 in-plane
+/// kernels with enough channels ([`super::winograd`]), im2col + gemm otherwise.
 pub fn conv_forward_epilogue(x: &[f32], w: &[f32], g: &Geo, ep: Option<&Epilogue>) -> Vec<f32> {
+    if super::winograd::enabled() && super::winograd::applicable(g) {
+        super::winograd::conv_forward(x, w, g, ep)
+    } else {
+        conv_forward_im2col(x, w, g, ep)
+    }
+}
+
+/// Direct convolution: im2col tiles + gemm, for every kernel size.
+pub fn conv_forward_im2col(x: &[f32], w: &[f32], g: &Geo, ep: Option<&Epilogue>) -> Vec<f32> {
     let o = g.out();
     let m = o[0] * o[1] * o[2];
     let kk = g.kk();
     let in_len = g.cin * g.inp[0] * g.inp[1] * g.inp[2];
-    let mut out = vec![0f32; g.n * g.cout * m];
+    let mut out = petri_api::mem::zeroed_vec::<f32>(g.n * g.cout * m);
     let dst = SendPtr(out.as_mut_ptr());
     tiles(g).into_par_iter().for_each_init(Vec::new, |col: &mut Vec<f32>, (b, r0, r1)| {
         let tl = (r1 - r0) * o[2];

@@ -22,16 +22,28 @@ pub mod fused;
 pub mod norm;
 pub mod pool;
 pub mod upsample;
+pub mod winograd;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use candle_core::{CpuStorage, Layout, Result};
 
 /// Wall time spent in each custom kernel (nanoseconds), for the benchmark's profile.
-pub static PROFILE: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
+pub static PROFILE: [AtomicU64; 11] = [const { AtomicU64::new(0) }; 11];
 /// Names of the [`PROFILE`] slots.
-pub const PROFILE_NAMES: [&str; 8] =
-    ["conv fwd", "conv bwd input", "conv bwd weight", "bn fwd", "bn bwd", "pool fwd+bwd", "upsample", "other"];
+pub const PROFILE_NAMES: [&str; 11] = [
+    "conv fwd",
+    "conv bwd input",
+    "conv bwd weight",
+    "bn fwd",
+    "bn bwd",
+    "pool fwd+bwd",
+    "upsample",
+    "other",
+    "wino kernels*",
+    "wino in+gemm*",
+    "wino out*",
+];
 
 /// Adds the time since `t0` to profile slot `slot`.
 pub(crate) fn prof(slot: usize, t0: std::time::Instant) {

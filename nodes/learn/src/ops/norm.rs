@@ -61,7 +61,7 @@ pub(crate) fn bn_apply(
     b: &[f32],
     relu: bool,
 ) -> Vec<f32> {
-    let mut y = vec![0f32; x.len()];
+    let mut y = petri_api::mem::zeroed_vec::<f32>(x.len());
     let yp = SendPtr(y.as_mut_ptr());
     (0..n * c).into_par_iter().for_each(|i| {
         let ch = i % c;
@@ -206,7 +206,7 @@ impl CustomOp3 for BnBwd {
             })
             .collect();
         let total = n * c * v;
-        let mut out = vec![0f32; total + 2 * c];
+        let mut out = petri_api::mem::zeroed_vec::<f32>(total + 2 * c);
         let dxp = SendPtr(out.as_mut_ptr());
         let cnt = (n * v) as f64;
         (0..n * c).into_par_iter().for_each(|i| {

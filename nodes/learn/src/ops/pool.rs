@@ -73,7 +73,7 @@ impl CustomOp1 for MaxPool {
         let x = f32_contiguous(s, l)?;
         let vin = inp.iter().product::<usize>();
         let vout = o.iter().product::<usize>();
-        let mut out = vec![0f32; shape.elem_count()];
+        let mut out = petri_api::mem::zeroed_vec::<f32>(shape.elem_count());
         out.par_chunks_mut(vout).zip(x.par_chunks(vin)).for_each(|(oc, xc)| {
             for_each_window(inp, self.f, xc, |oi, _, v| oc[oi] = v);
         });
@@ -98,7 +98,7 @@ impl CustomOp2 for MaxPoolBwd {
         let dy = f32_contiguous(s2, l2)?;
         let vin = inp.iter().product::<usize>();
         let vout = o.iter().product::<usize>();
-        let mut dx = vec![0f32; x.len()];
+        let mut dx = petri_api::mem::zeroed_vec::<f32>(x.len());
         dx.par_chunks_mut(vin).zip(x.par_chunks(vin)).zip(dy.par_chunks(vout)).for_each(|((dxc, xc), dyc)| {
             for_each_window(inp, self.f, xc, |oi, bi, _| dxc[bi] += dyc[oi]);
         });

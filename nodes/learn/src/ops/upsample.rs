@@ -31,7 +31,7 @@ impl CustomOp1 for Upsample {
         let (shape, inp, o) = up_shape(l.dims(), self.f)?;
         let x = f32_contiguous(s, l)?;
         let (vin, vout) = (inp.iter().product::<usize>(), o.iter().product::<usize>());
-        let mut out = vec![0f32; shape.elem_count()];
+        let mut out = petri_api::mem::zeroed_vec::<f32>(shape.elem_count());
         let f = self.f;
         out.par_chunks_mut(vout).zip(x.par_chunks(vin)).for_each(|(oc, xc)| {
             for z in 0..o[0] {
@@ -72,7 +72,7 @@ impl CustomOp1 for SumPool {
         };
         let x = f32_contiguous(s, l)?;
         let (vin, vout) = (inp.iter().product::<usize>(), o.iter().product::<usize>());
-        let mut out = vec![0f32; shape.elem_count()];
+        let mut out = petri_api::mem::zeroed_vec::<f32>(shape.elem_count());
         out.par_chunks_mut(vout).zip(x.par_chunks(vin)).for_each(|(oc, xc)| {
             for z in 0..o[0] * f[0] {
                 for y in 0..o[1] * f[1] {
@@ -246,7 +246,7 @@ impl candle_core::CustomOp3 for ConvTransposeKs {
         }
         let (p, ck, o) = (g.p(), g.ck(), g.out());
         let vo = o[0] * o[1] * o[2];
-        let mut out = vec![0f32; g.n * g.cout * vo];
+        let mut out = petri_api::mem::zeroed_vec::<f32>(g.n * g.cout * vo);
         let dst = SendPtr(out.as_mut_ptr());
         let kvol = g.kvol();
         g.tiles().into_par_iter().for_each_init(Vec::new, |yt: &mut Vec<f32>, (b, p0, p1)| {
@@ -333,7 +333,7 @@ impl candle_core::CustomOp3 for ConvTransposeKsBwd {
             candle_core::bail!("transposed convolution backward: gradient of the wrong size");
         }
         let (nx, nw) = (g.n * g.cin * p, g.cin * ck);
-        let mut out = vec![0f32; nx + nw + g.cout];
+        let mut out = petri_api::mem::zeroed_vec::<f32>(nx + nw + g.cout);
         let dxp = SendPtr(out.as_mut_ptr());
         let tiles = g.tiles();
         const GROUPS: usize = 8;
