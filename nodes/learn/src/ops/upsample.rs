@@ -166,42 +166,38 @@ impl TGeo {
     fn out(&self) -> [usize; 3] {
         [0, 1, 2].map(|a| self.inp[a] * self.f[a])
     }
-    /// (batch item, first input voxel, end) tiles of about 1 MB of `Y'`.
+    /// (batch item, first input voxel, end) tiles of about 1 MB of `Y'`, in whole input rows.
     fn tiles(&self) -> Vec<(usize, usize, usize)> {
-        let p = self.p();
+        let w = self.inp[2];
+        let rows = self.inp[0] * self.inp[1];
         let per = ((1usize << 18) / self.ck().max(1)).clamp(64, 1 << 16);
+        let per_rows = (per / w.max(1)).max(1);
         let mut t = Vec::new();
         for b in 0..self.n {
-            let mut s = 0;
-            while s < p {
-                t.push((b, s, (s + per).min(p)));
-                s += per;
+            let mut r = 0;
+            while r < rows {
+                t.push((b, r * w, (r + per_rows).min(rows) * w));
+                r += per_rows;
             }
         }
         t
     }
-    /// Calls `f(j, t, out_index)` for every row j of `Y'` (c_out·kvol) and tile position t,
-    /// with the flat index of that value in item b's output (Cout·Do·Ho·Wo).
-    fn for_each_scatter(&self, p0: usize, p1: usize, mut f: impl FnMut(usize, usize, usize)) {
+    /// Calls `f(j0, t, oi)` for every output row segment of the tile of input voxels `p0..p1`
+    /// (whole input rows): rows `j0 + kx` (kx < fx) of `Y'` (c_out·kvol), at tile columns
+    /// `t..t + w`, go to the values `oi + x·fx + kx` (x < w) of item b's output (Cout·Do·Ho·Wo).
+    /// Row by row, so that the copies are plain vector loops.
+    fn for_each_row(&self, p0: usize, p1: usize, mut f: impl FnMut(usize, usize, usize)) {
         let [_, h, w] = self.inp;
         let o = self.out();
         let [f0, f1, f2] = self.f;
         let vo = o[0] * o[1] * o[2];
-        for j in 0..self.ck() {
-            let co = j / self.kvol();
-            let k = j % self.kvol();
-            let (kz, ky, kx) = (k / (f1 * f2), (k / f2) % f1, k % f2);
-            let base = co * vo;
-            let (mut z, mut y, mut x) = (p0 / (h * w), (p0 / w) % h, p0 % w);
-            for t in 0..p1 - p0 {
-                f(j, t, base + ((z * f0 + kz) * o[1] + y * f1 + ky) * o[2] + x * f2 + kx);
-                x += 1;
-                if x == w {
-                    x = 0;
-                    y += 1;
-                    if y == h {
-                        y = 0;
-                        z += 1;
+        for co in 0..self.cout {
+            for kz in 0..f0 {
+                for ky in 0..f1 {
+                    let j0 = ((co * f0 + kz) * f1 + ky) * f2;
+                    for row in p0 / w..p1 / w {
+                        let (z, y) = (row / h, row % h);
+                        f(j0, row * w - p0, co * vo + ((z * f0 + kz) * o[1] + y * f1 + ky) * o[2]);
                     }
                 }
             }
@@ -271,9 +267,25 @@ impl candle_core::CustomOp3 for ConvTransposeKs {
             }
             let dst = dst;
             let ob = b * g.cout * vo;
-            // SAFETY: the output blocks of input voxels p0..p1 of item b belong to this task.
-            g.for_each_scatter(p0, p1, |j, t, oi| unsafe {
-                *dst.0.add(ob + oi) = yt[j * tp + t] + bias[j / kvol];
+            let (w_in, fx) = (g.inp[2], g.f[2]);
+            g.for_each_row(p0, p1, |j0, t, oi| {
+                let bv = bias[j0 / kvol];
+                // SAFETY: the output blocks of input voxels p0..p1 of item b belong to this task.
+                let orow = unsafe { std::slice::from_raw_parts_mut(dst.0.add(ob + oi), w_in * fx) };
+                if fx == 2 {
+                    let (a, c) = (&yt[j0 * tp + t..][..w_in], &yt[(j0 + 1) * tp + t..][..w_in]);
+                    for (x, o2) in orow.chunks_exact_mut(2).enumerate() {
+                        o2[0] = a[x] + bv;
+                        o2[1] = c[x] + bv;
+                    }
+                } else {
+                    for kx in 0..fx {
+                        let a = &yt[(j0 + kx) * tp + t..][..w_in];
+                        for (x, v) in a.iter().enumerate() {
+                            orow[x * fx + kx] = v + bv;
+                        }
+                    }
+                }
             });
         });
         let shape = if l1.dims().len() == 4 {
@@ -348,7 +360,24 @@ impl candle_core::CustomOp3 for ConvTransposeKsBwd {
                     let tp = p1 - p0;
                     yt.resize(ck * tp, 0.0);
                     let ob = b * g.cout * vo;
-                    g.for_each_scatter(p0, p1, |j, t, oi| yt[j * tp + t] = dy[ob + oi]);
+                    let (w_in, fx) = (g.inp[2], g.f[2]);
+                    g.for_each_row(p0, p1, |j0, t, oi| {
+                        let drow = &dy[ob + oi..][..w_in * fx];
+                        if fx == 2 {
+                            let (a, c) = yt[j0 * tp + t..].split_at_mut(tp);
+                            for (x, d2) in drow.chunks_exact(2).enumerate() {
+                                a[x] = d2[0];
+                                c[x] = d2[1];
+                            }
+                        } else {
+                            for kx in 0..fx {
+                                let a = &mut yt[(j0 + kx) * tp + t..][..w_in];
+                                for (x, v) in a.iter_mut().enumerate() {
+                                    *v = drow[x * fx + kx];
+                                }
+                            }
+                        }
+                    });
                     let dxp = dxp;
                     unsafe {
                         // dX[ci, p0 + t] = Σ_j W[ci, j] · dY'[j, t]  (this tile's columns only)

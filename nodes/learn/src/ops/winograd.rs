@@ -136,8 +136,10 @@ fn kernel_transform(w: &[f32], g: &Geo) -> Vec<f32> {
 /// transformed input and output (36 × (K + Cout) per tile) stay near the core's cache.
 fn tile_rows_per_task(g: &Geo, tw: usize, th: usize) -> usize {
     let per_tile = NXI * (g.cin * g.k[0] + g.cout);
-    let by_cache = (1usize << 18) / (per_tile * tw).max(1);
-    let by_gemm = 96usize.div_ceil(tw);
+    // 256 KB of V and M per task and at least 32 tiles per gemm: the best of a sweep of both
+    // (64 KB–4 MB, 1–256 tiles) on the benchmark U-Net's inference (docs/benchmarks/learn.md).
+    let by_cache = (1usize << 16) / (per_tile * tw).max(1);
+    let by_gemm = 32usize.div_ceil(tw);
     by_cache.max(by_gemm).clamp(1, th)
 }
 
