@@ -16,7 +16,7 @@
 //! Allen cells3d nuclei (train on two thirds of X, the last third held out).
 //! `PETRI_ACC_{EPOCHS,BASE,PATCHES,PATCH_Z,PATCH_XY,LR,TRAIN_FRACTION}` override the 3-D
 //! settings for tuning runs; nuclei3d also reads `PETRI_ACC_{DEPTH,BATCH,LOSS,AUG,SEEDS,VAL_Y,
-//! STAGE,POST}` (see [`Nuclei3d::from_env`] and [`nuclei3d`]).
+//! STAGE,POST,CONTEXT}` (see [`Nuclei3d::from_env`], [`nuclei3d`] and [`block_prob`]).
 use std::path::Path;
 use std::time::Instant;
 
@@ -410,6 +410,27 @@ impl Nuclei3d {
     }
 }
 
+/// Foreground probability of the block `y0..y1` × `x0..x1` (all z) of `img`: predicted on the
+/// whole of `img` when `PETRI_ACC_CONTEXT` is `full` (the default), so that the voxels near the
+/// block's cut edges see their real neighbourhood, as when a lab predicts a whole image (only the
+/// block's labels are held out, never the image); on the cropped block alone when it is `block`
+/// (the protocol of the 0.8275 run).
+fn block_prob(s: &Nuclei3d, net: &Net, img: &Stack, y: (usize, usize), x: (usize, usize), transpose: bool) -> Vec<f32> {
+    let d = img.z();
+    if env("PETRI_ACC_CONTEXT", "full".to_string()) == "block" {
+        return s.fg_prob(net, &crop3(img, (0, d), y, x, false), transpose);
+    }
+    let (h, w) = (img.y(), img.x());
+    let p = s.fg_prob(net, img, transpose);
+    let mut out = Vec::with_capacity(d * (y.1 - y.0) * (x.1 - x.0));
+    for zz in 0..d {
+        for yy in y.0..y.1 {
+            out.extend_from_slice(&p[(zz * h + yy) * w + x.0..(zz * h + yy) * w + x.1]);
+        }
+    }
+    out
+}
+
 /// Post-processing chosen on the validation block: 16-fold TTA or 8, Gaussian σ on the
 /// probabilities, threshold.
 #[derive(Clone, Copy, Debug)]
@@ -452,10 +473,13 @@ fn nuclei3d(samples: &Path) {
             let truth = val.pixels::<u32>().unwrap().to_vec();
             let vdims = [va.z(), va.y(), va.x()];
             let (mut p8, mut p16) = (vec![0f32; truth.len()], vec![0f32; truth.len()]);
+            // The training part's image (training rows + validation block): the context in
+            // which the validation block is predicted.
+            let part = crop3(&img, (0, d), (0, h), (0, cut), false);
             for seed in 0..s.seeds as u64 {
                 let net = s.train(vec![tr.clone(), va.clone()], vec![trl.clone(), val.clone()], seed);
-                let a = s.fg_prob(&net, &va, false);
-                let b = s.fg_prob(&net, &va, true);
+                let a = block_prob(&s, &net, &part, (vy, h), (0, cut), false);
+                let b = block_prob(&s, &net, &part, (vy, h), (0, cut), true);
                 for i in 0..truth.len() {
                     p8[i] += a[i] / s.seeds as f32;
                     p16[i] += b[i] / s.seeds as f32;
@@ -500,7 +524,7 @@ fn nuclei3d(samples: &Path) {
     let mut p = vec![0f32; truth.len()];
     for seed in 0..s.seeds as u64 {
         let net = s.train(vec![ti.clone()], vec![tl.clone()], seed);
-        let a = s.fg_prob(&net, &pi, post.transpose);
+        let a = block_prob(&s, &net, &img, (0, h), (cut, w), post.transpose);
         for i in 0..truth.len() {
             p[i] += a[i] / s.seeds as f32;
         }
