@@ -1,8 +1,6 @@
 //! Helpers shared by the readers and writers: fallible allocation, atomic file writing,
 //! natural sorting.
 
-use std::fs::File;
-use std::io::{BufWriter, Seek, Write};
 use std::path::Path;
 
 use petri_api::NodeError;
@@ -13,108 +11,17 @@ pub fn try_zeroed_vec<P: bytemuck::Pod>(n: usize) -> Result<Vec<P>, String> {
     petri_api::mem::try_zeroed_vec(n).map_err(|e| format!("cannot hold the image: {e}"))
 }
 
-/// Writes a file atomically: `write` fills a temporary file in the destination folder, which is
-/// flushed, fsynced and renamed over `path` only if everything succeeded. Parent folders are
-/// created. On any error the temporary file is removed and `path` is left untouched.
-pub fn write_atomic(
-    path: &Path,
-    write: impl FnOnce(&mut BufWriter<WritebackFile>) -> Result<(), String>,
-) -> Result<(), NodeError> {
-    let err = |m: String| NodeError::io(path, m);
-    if path.is_dir() {
-        return Err(err("is a folder; give a file name".into()));
-    }
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&parent).map_err(|e| err(format!("cannot create the folder {}: {e}", parent.display())))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".tmp")
-        .tempfile_in(&parent)
-        .map_err(|e| err(format!("cannot create a temporary file in {}: {e}", parent.display())))?;
-    let file = tmp.as_file().try_clone().map_err(|e| err(e.to_string()))?;
-    let mut w = BufWriter::with_capacity(1 << 20, WritebackFile::new(file));
-    write(&mut w).map_err(err)?;
-    w.flush().map_err(|e| err(format!("write failed: {e}")))?;
-    let file = w.into_inner().map_err(|e| err(format!("write failed: {}", e.error())))?.file;
-    file.sync_all().map_err(|e| err(format!("fsync failed: {e}")))?;
-    drop(file);
-    tmp.persist(path).map_err(|e| err(format!("cannot rename the temporary file into place: {}", e.error)))?;
-    // Make the rename itself durable (best effort: not every platform can fsync a folder).
-    if let Ok(d) = File::open(&parent) {
-        let _ = d.sync_all();
-    }
-    Ok(())
-}
+/// The writer [`write_atomic`] hands to encoders (buffered, seekable, positional writes,
+/// write-back started while writing: see `petri_api::fsutil`).
+pub use petri_api::fsutil::FileWriter;
 
-/// A file being written that hands its data to the disk while more is still coming: every
-/// [`WritebackFile::KICK`] bytes, Linux `sync_file_range(SYNC_FILE_RANGE_WRITE)` starts the
-/// write-back of what was written since the last kick, without waiting for it. The fsync that
-/// ends an atomic save then waits only for the tail instead of the whole file, so saving a large
-/// stack costs about max(encode, disk) rather than encode + disk. A plain file elsewhere.
-///
-/// Hand-written: std and `tempfile` have no such call, and it is one syscall through `libc`.
-pub struct WritebackFile {
-    file: File,
-    /// Current position and the furthest byte written.
-    pos: u64,
-    end: u64,
-    /// Everything before this offset has had its write-back started.
-    kicked: u64,
-}
-
-impl WritebackFile {
-    const KICK: u64 = 16 << 20;
-
-    pub fn new(file: File) -> WritebackFile {
-        WritebackFile { file, pos: 0, end: 0, kicked: 0 }
-    }
-
-    #[allow(unused_variables)]
-    fn kick(&mut self) {
-        #[cfg(target_os = "linux")]
-        {
-            use std::os::fd::AsRawFd;
-            let (from, len) = (self.kicked, self.end - self.kicked);
-            // SAFETY: a plain syscall on a file descriptor we own; it reads no memory of ours.
-            // Failure only means the final fsync does all the work, so it is ignored.
-            unsafe {
-                libc::sync_file_range(
-                    self.file.as_raw_fd(),
-                    from as libc::off64_t,
-                    len as libc::off64_t,
-                    libc::SYNC_FILE_RANGE_WRITE,
-                );
-            }
-        }
-        self.kicked = self.end;
-    }
-}
-
-impl Write for WritebackFile {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.file.write(buf)?;
-        self.pos += n as u64;
-        self.end = self.end.max(self.pos);
-        if self.end - self.kicked >= Self::KICK {
-            self.kick();
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.file.flush()
-    }
-}
-
-impl Seek for WritebackFile {
-    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
-        self.pos = self.file.seek(to)?;
-        Ok(self.pos)
-    }
+/// Writes a file atomically (`petri_api::fsutil::write_atomic_with`): `write` fills a temporary
+/// file in the destination folder, which is flushed, fsynced and renamed over `path` only if
+/// everything succeeded, then the folder is fsynced. Parent folders are created. On any error
+/// the temporary file is removed and `path` is left untouched; the error names the file.
+pub fn write_atomic(path: &Path, write: impl FnOnce(&mut FileWriter) -> Result<(), String>) -> Result<(), NodeError> {
+    petri_api::fsutil::write_atomic_with(path, |w| write(w).map_err(std::io::Error::other))
+        .map_err(|e| NodeError::io(path, e.to_string()))
 }
 
 /// Natural ("human") order of file names: `img2` before `img10`. Ties broken by plain byte order
@@ -177,6 +84,7 @@ pub fn rational(x: f64) -> (u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     #[test]
     fn rationals_round_trip() {
