@@ -408,7 +408,11 @@ fn decode_typed<P: Pixel + bytemuck::Pod>(file: &TiffFile, s: &Series, ctx: &Nod
     let n_planes = plan.dims[0] * plan.dims[1] * plan.dims[2];
     let total = plane_len.checked_mul(n_planes).ok_or_else(|| NodeError::io(path, "image too large"))?;
     let mut buf: Vec<P> = try_zeroed_vec(total).map_err(|m| NodeError::io(path, m))?;
-    {
+    // Pages stored in plane order as one uncompressed run of the file: one read.
+    let in_order = s.pages.len() == n_planes && plan.dests.iter().enumerate().all(|(k, d)| d[..] == [k]);
+    if in_order && tiffread::read_contiguous(file, &s.pages, &mut buf).map_err(|m| NodeError::io(path, m))? {
+        ctx.progress(1.0, format!("read {n_planes} planes"));
+    } else {
         let mut planes: Vec<Option<&mut [P]>> = buf.chunks_mut(plane_len).map(Some).collect();
         let mut jobs = Vec::with_capacity(s.pages.len());
         for (k, &page) in s.pages.iter().enumerate() {

@@ -86,6 +86,51 @@ pub fn ome_meta(s: &Stack) -> (String, Option<(f64, f64)>) {
     (xml, voxel_um.map(|[_, y, x]| (y, x)))
 }
 
+/// Smallest and largest pixel value (NaN ignored; `None` if there is none), as
+/// `Stack::min_max` gives them, for the display range in the ImageJ description.
+///
+/// Computed in the stack's own pixel type with branch-free min/max (vectorised, 0.3 ms for 8 MB):
+/// `Stack::min_max` converts every pixel to f64 and branches, which took 3 ms of an 8 MB stack's
+/// 4 ms save without fsync. Parallel blocks only for large stacks: below that, waking rayon's
+/// workers costs more than it saves, and on a 2-core machine they keep spinning (yielding) for a
+/// few milliseconds afterwards, taking CPU from the write that follows.
+pub fn value_range(s: &Stack) -> Option<(f64, f64)> {
+    range_in_blocks(s, s.len() * s.dtype().size() >= 64 << 20)
+}
+
+fn range_in_blocks(s: &Stack, parallel: bool) -> Option<(f64, f64)> {
+    use rayon::prelude::*;
+    const BLOCK: usize = 1 << 18;
+    macro_rules! int {
+        ($v:expr, $t:ty) => {{
+            let block = |b: &[$t]| b.iter().fold((b[0], b[0]), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+            let (lo, hi) = if parallel {
+                $v.par_chunks(BLOCK).map(block).reduce_with(|a, b| (a.0.min(b.0), a.1.max(b.1)))?
+            } else {
+                $v.chunks(BLOCK).map(block).reduce(|a, b| (a.0.min(b.0), a.1.max(b.1)))?
+            };
+            Some((lo as f64, hi as f64))
+        }};
+    }
+    match s.buffer() {
+        Buffer::U8(v) => int!(v, u8),
+        Buffer::U16(v) => int!(v, u16),
+        Buffer::U32(v) => int!(v, u32),
+        Buffer::F32(v) => {
+            // f32::min/max return the other operand when one is NaN, so NaN is skipped.
+            let none = (f32::INFINITY, f32::NEG_INFINITY);
+            let block = |b: &[f32]| b.iter().fold(none, |(lo, hi), &x| (lo.min(x), hi.max(x)));
+            let both = |a: (f32, f32), b: (f32, f32)| (a.0.min(b.0), a.1.max(b.1));
+            let (lo, hi) = if parallel {
+                v.par_chunks(BLOCK).map(block).reduce(|| none, both)
+            } else {
+                v.chunks(BLOCK).map(block).fold(none, both)
+            };
+            (lo <= hi).then_some((lo as f64, hi as f64))
+        }
+    }
+}
+
 /// The ImageJ description and pixel size for a stack.
 pub fn imagej_meta(s: &Stack) -> (String, Option<(f64, f64)>) {
     let vs = s.voxel_size();
@@ -93,7 +138,7 @@ pub fn imagej_meta(s: &Stack) -> (String, Option<(f64, f64)>) {
     let unit = calibrated.then_some(vs.unit.as_str());
     let spacing = (s.z() > 1 && (calibrated || vs.z != 1.0)).then_some(vs.z);
     let finterval = if s.t() > 1 { vs.t } else { None };
-    let range = if s.c() == 1 { s.min_max() } else { None };
+    let range = if s.c() == 1 { value_range(s) } else { None };
     let desc = imagej::format(s.c(), s.z(), s.t(), unit, spacing, finterval, range);
     (desc, calibrated.then_some((vs.y, vs.x)))
 }
@@ -198,5 +243,39 @@ impl Node for SaveTiff {
         save_tiff_as(stack, StackKind::of(value), &path, compression, format, ctx)?;
         let f = FileRef::of(&path).map_err(|e| NodeError::io(&path, e))?;
         Ok(Outputs::new().with("file", Value::File(Arc::new(f))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fast range equals `Stack::min_max` (the reference) for every pixel type, with NaN
+    /// and infinities, across block boundaries.
+    #[test]
+    fn value_range_matches_min_max() {
+        let n = (1 << 18) * 3 + 17;
+        let f = |i: usize| ((i * 7919) % 10007) as f64;
+        let mut stacks = vec![
+            Stack::from_3d(1, 1, n, (0..n).map(|i| f(i) as u8).collect::<Vec<u8>>()).unwrap(),
+            Stack::from_3d(1, 1, n, (0..n).map(|i| f(i) as u16 + 3).collect::<Vec<u16>>()).unwrap(),
+            Stack::from_3d(1, 1, n, (0..n).map(|i| f(i) as u32 * 1000 + 5).collect::<Vec<u32>>()).unwrap(),
+            Stack::from_3d(1, 1, 3, vec![7u16, 7, 7]).unwrap(),
+        ];
+        let mut v: Vec<f32> = (0..n).map(|i| f(i) as f32 - 5000.5).collect();
+        v[3] = f32::NAN;
+        v[n - 1] = f32::NAN;
+        stacks.push(Stack::from_3d(1, 1, n, v.clone()).unwrap());
+        v[1 << 18] = f32::INFINITY;
+        v[0] = f32::NAN;
+        stacks.push(Stack::from_3d(1, 1, n, v).unwrap());
+        stacks.push(Stack::from_3d(1, 1, 2, vec![f32::NAN, f32::NAN]).unwrap());
+        stacks.push(Stack::from_3d(1, 1, 2, vec![f32::NAN, -1.5]).unwrap());
+        for s in &stacks {
+            for parallel in [false, true] {
+                assert_eq!(range_in_blocks(s, parallel), s.min_max(), "{} {parallel}", s.describe());
+            }
+        }
+        assert_eq!(value_range(&stacks[1]), Some((3.0, 10006.0 + 3.0)));
     }
 }

@@ -18,7 +18,7 @@
 //! error, never a crash.
 
 use std::fs::File;
-use std::io::{BufReader, Cursor, Read, Seek};
+use std::io::{Cursor, Read, Seek, SeekFrom};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -254,14 +254,108 @@ fn open_decoder(src: &TiffSource, file_len: u64) -> Result<Dec, String> {
     let r: Box<dyn ReadSeek> = match src {
         TiffSource::File(path) => {
             let f = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
-            // Small: the scan seeks to every IFD and tag value, and each seek discards the buffer,
-            // so a large one means a large re-read per IFD; large pixel reads bypass it anyway.
-            Box::new(BufReader::with_capacity(8 << 10, f))
+            Box::new(WindowReader::new(f, file_len))
         }
         TiffSource::Memory(b) => Box::new(Cursor::new(b.clone())),
     };
     let dec = guarded(|| Decoder::new(r))?;
     Ok(dec.with_limits(limits_for(file_len)))
+}
+
+/// A buffered reader for the decoder whose buffer survives seeks.
+///
+/// Hand-written because `std::io::BufReader` discards its buffer on every seek, and the
+/// decoder seeks to every IFD and every out-of-line tag value: on a file whose IFDs sit
+/// together (ImageJ and tifffile put them all at the end), that was one `lseek` and one 8 KB
+/// re-read of the same bytes per page. Here a seek only moves the cursor, a read inside the
+/// buffered window is a copy, and a refill is one positional read; reads at least as large as
+/// the buffer (pixel data) go straight to the caller.
+struct WindowReader {
+    file: File,
+    file_len: u64,
+    buf: Vec<u8>,
+    /// File offset of `buf[0]`; `buf.len()` bytes are valid.
+    start: u64,
+    pos: u64,
+}
+
+impl WindowReader {
+    const CAPACITY: usize = 32 << 10;
+
+    fn new(file: File, file_len: u64) -> WindowReader {
+        WindowReader { file, file_len, buf: Vec::with_capacity(Self::CAPACITY), start: 0, pos: 0 }
+    }
+}
+
+impl Read for WindowReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let end = self.start + self.buf.len() as u64;
+        if !(self.start..end).contains(&self.pos) {
+            if out.len() >= Self::CAPACITY {
+                let n = read_at(&self.file, out, self.pos)?;
+                self.pos += n as u64;
+                return Ok(n);
+            }
+            self.buf.resize(Self::CAPACITY, 0);
+            let n = match read_at(&self.file, &mut self.buf, self.pos) {
+                Ok(n) => n,
+                Err(e) => {
+                    self.buf.clear();
+                    return Err(e);
+                }
+            };
+            self.buf.truncate(n);
+            self.start = self.pos;
+        }
+        let at = (self.pos - self.start) as usize;
+        let k = out.len().min(self.buf.len() - at);
+        out[..k].copy_from_slice(&self.buf[at..at + k]);
+        self.pos += k as u64;
+        Ok(k)
+    }
+}
+
+impl Seek for WindowReader {
+    fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
+        let new = match to {
+            SeekFrom::Start(p) => Some(p),
+            SeekFrom::End(d) => self.file_len.checked_add_signed(d),
+            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        };
+        self.pos = new.ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "invalid seek"))?;
+        Ok(self.pos)
+    }
+
+    fn stream_position(&mut self) -> std::io::Result<u64> {
+        Ok(self.pos)
+    }
+}
+
+/// One positional read (may return fewer bytes than asked, 0 at the end of the file).
+#[cfg(unix)]
+fn read_at(f: &File, buf: &mut [u8], off: u64) -> std::io::Result<usize> {
+    loop {
+        match std::os::unix::fs::FileExt::read_at(f, buf, off) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            r => return r,
+        }
+    }
+}
+
+#[cfg(windows)]
+fn read_at(f: &File, buf: &mut [u8], off: u64) -> std::io::Result<usize> {
+    loop {
+        match std::os::windows::fs::FileExt::seek_read(f, buf, off) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            r => return r,
+        }
+    }
+}
+
+#[cfg(not(any(unix, windows)))]
+fn read_at(mut f: &File, buf: &mut [u8], off: u64) -> std::io::Result<usize> {
+    f.seek(SeekFrom::Start(off))?;
+    f.read(buf)
 }
 
 /// Checks the magic bytes. `Ok(bigtiff)` for a TIFF.
@@ -522,6 +616,54 @@ pub fn decode_pages<P: Pixel + bytemuck::Pod>(
     decode_with_crate(file, pages, done, cancelled)
 }
 
+/// Below this many bytes, an uncompressed series stored as one contiguous run of the file is
+/// read with a single read (see [`read_contiguous`]); above it the strips are read in parallel.
+pub const SMALL_READ: usize = 16 << 20;
+
+/// Reads `pages` into `dest` (their planes one after the other) with one positional read when
+/// they are uncompressed, in the file's byte order of this machine, one sample per pixel, and
+/// stored as one contiguous run of the file in page order — what ImageJ and tifffile write — and
+/// `dest` is smaller than [`SMALL_READ`]. This is how tifffile reads such files: for a small
+/// stack, the per-strip reads (one syscall each) are a visible share of the time. Returns
+/// `Ok(false)`, having read nothing, when the pages do not qualify.
+pub fn read_contiguous<P: Pixel + bytemuck::Pod>(
+    file: &TiffFile,
+    pages: &[usize],
+    dest: &mut [P],
+) -> Result<bool, String> {
+    let sz = std::mem::size_of::<P>();
+    let bytes = std::mem::size_of_val(dest);
+    if bytes >= SMALL_READ || (file.big_endian && sz > 1) || pages.is_empty() {
+        return Ok(false);
+    }
+    let mut first = None;
+    let mut next = 0u64;
+    let mut total = 0usize;
+    for &p in pages {
+        let Some(info) = file.pages.get(p) else { return Ok(false) };
+        if info.compression != 1 || info.predictor != 1 || !strip_decodable::<P>(info, 1) {
+            return Ok(false);
+        }
+        let page_bytes = info.width * info.height * sz;
+        let strip_bytes = (info.chunk_dims.1 as usize).clamp(1, info.height) * info.width * sz;
+        for (k, &(off, _)) in info.strips.iter().enumerate() {
+            if first.is_some() && off != next {
+                return Ok(false);
+            }
+            first.get_or_insert(off);
+            // Like the strip decoder, a strip is read for the size the image needs.
+            next = off + strip_bytes.min(page_bytes - k * strip_bytes) as u64;
+        }
+        total += page_bytes;
+    }
+    let Some(off) = first else { return Ok(false) };
+    if total != bytes {
+        return Ok(false);
+    }
+    Bytes::open(&file.source)?.read_at(off, bytemuck::cast_slice_mut(dest))?;
+    Ok(true)
+}
+
 /// Decodes pages through the `tiff` crate, in parallel over contiguous groups of pages (one
 /// decoder and file handle per worker).
 fn decode_with_crate<P: Pixel + bytemuck::Pod>(
@@ -748,7 +890,7 @@ fn decode_strips<P: Pixel + bytemuck::Pod>(
     // A small uncompressed read is a few large copies: on the calling thread it does not wait for
     // workers to be scheduled (which, on a busy machine, cost more than the copies).
     let total: usize = items.iter().map(|it| it.2.len()).sum();
-    let sequential = total < (16 << 20) && pages.iter().all(|(p, _)| file.pages[*p].compression == 1);
+    let sequential = total < SMALL_READ && pages.iter().all(|(p, _)| file.pages[*p].compression == 1);
     let work = |scratch: &mut StripScratch, (i, (j, s, dest)): (usize, (usize, usize, &mut [u8]))| {
         // Strips after a failed one are skipped; strips before it still run, so the failure
         // reported is always the first in file order.
@@ -1175,6 +1317,53 @@ mod tests {
         assert!(bad.is_empty(), "{bad:#?}");
         // Most fixtures are strip-decodable: the comparison is not vacuous.
         assert!(total > 60, "only {total} pages compared");
+    }
+
+    /// The one-read path gives the strip decoder's pixels on contiguous files (tifffile and
+    /// ImageJ write them) and declines the others (Petri writes each page's IFD after it).
+    #[test]
+    fn contiguous_read_matches_the_strip_decoder() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut names: Vec<PathBuf> = std::fs::read_dir(root.join("tests/fixtures/io/tiff"))
+            .unwrap()
+            .chain(std::fs::read_dir(root.join("assets/samples")).unwrap())
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "tif"))
+            .collect();
+        names.sort();
+        fn check<P: Pixel + bytemuck::Pod>(file: &TiffFile) -> Option<bool> {
+            let p0 = &file.pages[0];
+            let pages: Vec<usize> = (0..file.pages.len()).take_while(|&k| file.pages[k].same_layout(p0)).collect();
+            let len = p0.width * p0.height;
+            let mut a = vec![P::zeroed(); len * pages.len()];
+            if !read_contiguous(file, &pages, &mut a).ok()? {
+                return Some(false);
+            }
+            let mut b = vec![P::zeroed(); len * pages.len()];
+            let jobs = b.chunks_mut(len).zip(&pages).map(|(d, &page)| PageJob { page, dests: vec![d] }).collect();
+            decode_strips(file, jobs, &|| {}, &|| false).ok()?;
+            assert!(bytemuck::cast_slice::<P, u8>(&a) == bytemuck::cast_slice::<P, u8>(&b), "{}", file.path.display());
+            Some(pages.len() > 1)
+        }
+        let mut multi_page = 0;
+        for p in &names {
+            let Ok(file) = scan(p) else { continue };
+            let r = match file.pages[0].kind.dtype() {
+                Ok(DType::U8) => check::<u8>(&file),
+                Ok(DType::U16) => check::<u16>(&file),
+                Ok(DType::U32) => check::<u32>(&file),
+                Ok(DType::F32) => check::<f32>(&file),
+                Err(_) => None,
+            };
+            multi_page += (r == Some(true)) as usize;
+        }
+        assert!(multi_page >= 3, "only {multi_page} multi-page stacks read in one piece");
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("petri.tif");
+        write_file(&p, &[pattern::<u16>(60 * 50, 1), pattern::<u16>(60 * 50, 2)], 60, 50, Compression::None);
+        let mut buf = vec![0u16; 2 * 60 * 50];
+        assert_eq!(read_contiguous(&scan(&p).unwrap(), &[0, 1], &mut buf), Ok(false));
+        assert!(buf.iter().all(|&v| v == 0));
     }
 
     #[test]

@@ -202,25 +202,11 @@ pub fn embedded_config(bytes: &[u8]) -> Option<String> {
     meta.metadata().as_ref()?.get("petri_config").cloned()
 }
 
-/// Writes `bytes` to `path` atomically (a temporary file in the same folder, then a rename), so
-/// an interrupted write never leaves a half file under the final name.
+/// Writes `bytes` to `path` atomically (`petri_api::fsutil`: a temporary file in the same
+/// folder, fsynced, renamed over `path`, folder fsynced), so an interrupted write never leaves a
+/// half file under the final name.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), NodeError> {
-    use std::io::Write;
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| NodeError::io(dir, e))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let res = (|| -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = res {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(NodeError::io(path, e));
-    }
-    Ok(())
+    petri_api::fsutil::write_atomic(path, bytes).map_err(|e| NodeError::io(path, e))
 }
 
 /// The model input of a node, as a network on `dev`.
