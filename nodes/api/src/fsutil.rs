@@ -227,15 +227,21 @@ impl Write for FileWriter {
     }
 }
 
+/// The position a `seek(to)` lands on from `pos` in a stream of `len` bytes, for the
+/// hand-written buffered readers and writers that track their own position.
+pub fn seek_target(pos: u64, len: u64, to: SeekFrom) -> std::io::Result<u64> {
+    match to {
+        SeekFrom::Start(p) => Some(p),
+        SeekFrom::End(d) => len.checked_add_signed(d),
+        SeekFrom::Current(d) => pos.checked_add_signed(d),
+    }
+    .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "invalid seek"))
+}
+
 impl Seek for FileWriter {
     fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
         let len = self.len.max(self.buf_off + self.buf.len() as u64);
-        let new = match to {
-            SeekFrom::Start(p) => Some(p),
-            SeekFrom::End(d) => len.checked_add_signed(d),
-            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
-        };
-        self.pos = new.ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "invalid seek"))?;
+        self.pos = seek_target(self.pos, len, to)?;
         Ok(self.pos)
     }
 

@@ -317,12 +317,7 @@ impl Read for WindowReader {
 
 impl Seek for WindowReader {
     fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
-        let new = match to {
-            SeekFrom::Start(p) => Some(p),
-            SeekFrom::End(d) => self.file_len.checked_add_signed(d),
-            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
-        };
-        self.pos = new.ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "invalid seek"))?;
+        self.pos = petri_api::fsutil::seek_target(self.pos, self.file_len, to)?;
         Ok(self.pos)
     }
 

@@ -487,17 +487,8 @@ pub fn conv_composed(x: &Tensor, w: &Tensor, pad: [usize; 3]) -> Result<Tensor> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::test_data::lcg;
     use candle_core::{Device, Var};
-
-    fn lcg(n: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (0..n)
-            .map(|_| {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-            })
-            .collect()
-    }
 
     fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
         (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()

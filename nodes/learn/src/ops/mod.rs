@@ -103,3 +103,18 @@ pub(crate) fn spatial3(dims: &[usize]) -> Result<[usize; 3]> {
         r => candle_core::bail!("expected a 4-D (N,C,H,W) or 5-D (N,C,D,H,W) tensor, got rank {r}"),
     }
 }
+
+/// Deterministic test inputs shared by the kernels' tests.
+#[cfg(test)]
+pub(crate) mod test_data {
+    /// `n` values in [−1, 1) from a fixed linear congruential sequence.
+    pub(crate) fn lcg(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (0..n)
+            .map(|_| {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+}

@@ -430,16 +430,7 @@ fn at6_strided(m: [&[f32]; 6], q: &mut [f32], off: usize, stride: usize, n: usiz
 mod tests {
     use super::*;
     use crate::ops::conv::conv_forward_im2col;
-
-    fn lcg(n: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (0..n)
-            .map(|_| {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-            })
-            .collect()
-    }
+    use crate::ops::test_data::lcg;
 
     /// Largest |a − b| relative to the largest |b|.
     fn rel_err(a: &[f32], b: &[f32]) -> f32 {
