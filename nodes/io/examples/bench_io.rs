@@ -17,10 +17,11 @@ use std::time::Instant;
 use petri_api::{NodeCtx, Stack};
 use petri_io::{Compression, LoadOptions, StackKind, load_stack, save_tiff};
 
-fn vm_hwm() -> u64 {
+/// A field of /proc/self/status in bytes (`VmHWM` = peak resident set, `VmRSS` = current).
+fn vm_status(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.to_string()))
+        .and_then(|s| s.lines().find(|l| l.starts_with(field)).map(|l| l.to_string()))
         .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
         .map(|kb| kb * 1024)
         .unwrap_or(0)
@@ -85,28 +86,60 @@ fn peer(python: &str, args: &[&str]) -> Vec<String> {
 /// Reads `file` in `repeats` fresh processes (Petri, then tifffile, alternating): best time and
 /// largest peak RSS of each. A fresh process per read is what opening a file costs a user, and
 /// keeps the allocator from recycling the previous read's (already faulted-in) buffer.
-fn fresh_reads(python: &str, file: &Path, repeats: usize) -> ((f64, u64), (f64, u64)) {
+/// The peak RSS is reported with the resident set just before the read began (the program,
+/// its libraries and, for Python, numpy and tifffile), so that the memory the read itself adds
+/// can be compared with the decoded size.
+fn fresh_reads(python: &str, file: &Path, repeats: usize) -> (Read, Read) {
     let exe = std::env::current_exe().unwrap();
-    let (mut p, mut t) = ((f64::INFINITY, 0u64), (f64::INFINITY, 0u64));
+    // Both readers are timed on a warm page cache: whichever read first would otherwise pay for
+    // the disk if the file (just written) had been evicted, and warm the cache for the other
+    // (the 2 GB read of an earlier run measured the disk, 0.06x and 0.17x, that way).
+    if let Ok(mut f) = std::fs::File::open(file) {
+        let _ = std::io::copy(&mut f, &mut std::io::sink());
+    }
+    let (mut p, mut t) = (Read::default(), Read::default());
     for _ in 0..repeats {
         let out = Command::new(&exe).arg("read").arg(file).output().unwrap();
         let v: Vec<String> = String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_string).collect();
-        p.0 = p.0.min(v[1].parse().unwrap());
-        p.1 = p.1.max(v[2].parse().unwrap());
-        let v = peer(python, &["read", &file.to_string_lossy(), "1"]);
-        t.0 = t.0.min(v[1].parse().unwrap());
-        t.1 = t.1.max(v[2].parse().unwrap());
+        p.add(&v);
+        t.add(&peer(python, &["read", &file.to_string_lossy(), "1"]));
     }
     (p, t)
+}
+
+/// Best time, largest peak RSS and the resident set before reading, over the repeats.
+struct Read {
+    secs: f64,
+    peak: u64,
+    before: u64,
+}
+
+impl Default for Read {
+    fn default() -> Read {
+        Read { secs: f64::INFINITY, peak: 0, before: 0 }
+    }
+}
+
+impl Read {
+    /// Takes one "read SECONDS PEAK BEFORE ..." line, split on whitespace.
+    fn add(&mut self, v: &[String]) {
+        self.secs = self.secs.min(v[1].parse().unwrap());
+        let peak: u64 = v[2].parse().unwrap();
+        if peak > self.peak {
+            self.peak = peak;
+            self.before = v[3].parse().unwrap();
+        }
+    }
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let ctx = NodeCtx::detached();
     if args.get(1).map(String::as_str) == Some("read") {
+        let before = vm_status("VmRSS:");
         let t0 = Instant::now();
         let s = load_stack(Path::new(&args[2]), &LoadOptions::default(), &ctx).unwrap();
-        println!("read {:.6} {} {}", t0.elapsed().as_secs_f64(), vm_hwm(), s.describe());
+        println!("read {:.6} {} {before} {}", t0.elapsed().as_secs_f64(), vm_status("VmHWM:"), s.describe());
         return;
     }
     let opt = |name: &str, default: &str| -> String {
@@ -156,9 +189,9 @@ fn main() {
         let mbytes = bytes / 1e6;
         // Read, each in a fresh process.
         let load = loadavg();
-        let ((t_petri, rss_petri), (t_peer, rss_peer)) = fresh_reads(&python, file, repeats);
-        rows.push(Row { what: format!("read {name}"), petri: t_petri, peer: t_peer, mb: mbytes, load });
-        mem.push((name.clone(), bytes, rss_petri, rss_peer as f64));
+        let (rp, rt) = fresh_reads(&python, file, repeats);
+        rows.push(Row { what: format!("read {name}"), petri: rp.secs, peer: rt.secs, mb: mbytes, load });
+        mem.push((name.clone(), bytes, rp, rt));
         // Writes (same compression as the input), alternating Petri and tifffile, each after a
         // `sync` so no one pays for the other's dirty pages.
         let out = tmp.path().join("petri_out.tif");
@@ -195,10 +228,10 @@ fn main() {
             // Plain write, no fsync (what tifffile.imwrite does) ...
             settle();
             let t0 = Instant::now();
-            let mut f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&out).unwrap());
+            // (through the writer the atomic save uses, without its temporary file and fsync)
+            let mut f = petri_api::fsutil::FileWriter::new(std::fs::File::create(&out).unwrap());
             petri_io::tiffwrite::write_planes(&mut f, &planes, s.y(), s.x(), *comp, &meta, &|| false).unwrap();
-            std::io::Write::flush(&mut f).unwrap();
-            drop(f);
+            drop(f.into_file().unwrap());
             t_raw = t_raw.min(t0.elapsed().as_secs_f64());
             sizes.0 = size_and_remove(&out);
             settle();
@@ -252,7 +285,7 @@ fn main() {
     println!("|---|---|---|---|---|---|---|");
     for r in &rows {
         println!(
-            "| {} | {:.3} | {:.3} | {:.0} | {:.0} | {:.2} | {} |",
+            "| {} | {:.4} | {:.4} | {:.0} | {:.0} | {:.2} | {} |",
             r.what,
             r.petri,
             r.peer,
@@ -263,17 +296,23 @@ fn main() {
         );
     }
     println!(
-        "\n| peak memory while reading | decoded MB | Petri max RSS MB (× decoded) | tifffile max RSS MB (× decoded) |"
+        "\n| peak memory while reading | decoded MB | Petri max RSS MB (× decoded) | Petri RSS added by the read MB (× decoded) | tifffile max RSS MB (× decoded) | tifffile RSS added by the read MB (× decoded) |"
     );
-    println!("|---|---|---|---|");
+    println!("|---|---|---|---|---|---|");
+    let mb = |b: u64| b as f64 / 1e6;
     for (name, bytes, p, t) in mem {
+        let (pa, ta) = (p.peak.saturating_sub(p.before), t.peak.saturating_sub(t.before));
         println!(
-            "| {name} | {:.0} | {:.0} ({:.2}×) | {:.0} ({:.2}×) |",
+            "| {name} | {:.0} | {:.0} ({:.2}×) | {:.0} ({:.2}×) | {:.0} ({:.2}×) | {:.0} ({:.2}×) |",
             bytes / 1e6,
-            p as f64 / 1e6,
-            p as f64 / bytes,
-            t / 1e6,
-            t / bytes
+            mb(p.peak),
+            p.peak as f64 / bytes,
+            mb(pa),
+            pa as f64 / bytes,
+            mb(t.peak),
+            t.peak as f64 / bytes,
+            mb(ta),
+            ta as f64 / bytes,
         );
     }
 }
