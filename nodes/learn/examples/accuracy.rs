@@ -16,7 +16,7 @@
 //! Allen cells3d nuclei (train on two thirds of X, the last third held out).
 //! `PETRI_ACC_{EPOCHS,BASE,PATCHES,PATCH_Z,PATCH_XY,LR,TRAIN_FRACTION}` override the 3-D
 //! settings for tuning runs; nuclei3d also reads `PETRI_ACC_{DEPTH,BATCH,LOSS,AUG,SEEDS,VAL_Y,
-//! STAGE,POST,CONTEXT}` (see [`Nuclei3d::from_env`], [`nuclei3d`] and [`block_prob`]).
+//! STAGE,POST,CONTEXT,FIT}` (see [`Nuclei3d::from_env`], [`nuclei3d`] and [`block_prob`]).
 use std::path::Path;
 use std::time::Instant;
 
@@ -480,6 +480,17 @@ fn nuclei3d(samples: &Path) {
                 let net = s.train(vec![tr.clone(), va.clone()], vec![trl.clone(), val.clone()], seed);
                 let a = block_prob(&s, &net, &part, (vy, h), (0, cut), false);
                 let b = block_prob(&s, &net, &part, (vy, h), (0, cut), true);
+                if env("PETRI_ACC_FIT", false) {
+                    // How well the network fits its own training rows: if this is not far above
+                    // the validation IoU, the limit is the data (noise at the boundaries), not
+                    // overfitting.
+                    let f = block_prob(&s, &net, &part, (0, vy), (0, cut), true);
+                    let t = trl.pixels::<u32>().unwrap();
+                    println!(
+                        "seed {seed}: training rows (fit) foreground IoU {:.4} (16-fold TTA, threshold 0.5)",
+                        iou_at(&f, t, 0.5)
+                    );
+                }
                 for i in 0..truth.len() {
                     p8[i] += a[i] / s.seeds as f32;
                     p16[i] += b[i] / s.seeds as f32;
