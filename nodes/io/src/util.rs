@@ -6,69 +6,13 @@ use std::path::Path;
 use petri_api::NodeError;
 
 /// A zero-filled vector of `n` pixels, or an error instead of an abort when memory is short
-/// (lazily committed, huge pages for large buffers: see `petri_api::mem`, and
-/// [`huge_zeroed_vec`] for image buffers of 4 MB and more on Linux).
+/// (lazily committed, every page a huge page for image buffers of 4 MB and more on Linux: see
+/// `petri_api::mem::whole_huge_zeroed_vec`).
 pub fn try_zeroed_vec<P: bytemuck::Pod>(n: usize) -> Result<Vec<P>, String> {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    if let Some(v) = huge_zeroed_vec(n) {
+    if let Some(v) = petri_api::mem::whole_huge_zeroed_vec(n) {
         return Ok(v);
     }
     petri_api::mem::try_zeroed_vec(n).map_err(|e| format!("cannot hold the image: {e}"))
-}
-
-/// A zero-filled vector of `n` pixels whose pages are all backed by transparent huge pages, for
-/// the image buffers a read fills at once. `None` when `n` is small or the allocation fails
-/// (the caller then takes the ordinary path, which reports the error).
-///
-/// Why: `petri_api::mem` advises huge pages for the 2 MB-aligned interior of a buffer only,
-/// because the buffer's two ends share their 2 MB ranges with other memory. Those ends (up to
-/// 2 MB each, 3.5 MB of an 8 MB stack in practice) were then faulted in 4 KB pages while the
-/// file was copied in, ~2 µs each on this virtual machine: a quarter of the time of reading an
-/// 8 MB stack. Here the allocation is sized so that both ends are whole huge pages: it asks for
-/// a multiple of 2 MB minus glibc's chunk header, so that glibc maps exactly a multiple of 2 MB
-/// for it and Linux (6.7 and later) places such a mapping on a 2 MB boundary; and it keeps 2 MB
-/// of spare capacity past the pixels, so the last huge page the pixels touch lies inside the
-/// allocation even when glibc serves it from the heap instead (below its mmap threshold, which
-/// `petri` raises). Spare capacity is address space only: pages never touched are never
-/// committed. All of this only changes how the kernel backs the pages; with another allocator
-/// or kernel the buffer is an ordinary zeroed vector.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn huge_zeroed_vec<P: bytemuck::Pod>(n: usize) -> Option<Vec<P>> {
-    const HUGE: usize = 2 << 20;
-    // glibc's header for a chunk it maps (two size fields), plus its 16-byte rounding.
-    const GLIBC_OVERHEAD: usize = 24;
-    let sz = std::mem::size_of::<P>();
-    let bytes = n.checked_mul(sz)?;
-    if bytes < 2 * HUGE || sz == 0 || GLIBC_OVERHEAD % sz != 0 {
-        return None;
-    }
-    let request =
-        (bytes.checked_add(GLIBC_OVERHEAD)?.checked_next_multiple_of(HUGE)?).checked_add(HUGE)? - GLIBC_OVERHEAD;
-    let cap = request / sz;
-    let layout = std::alloc::Layout::array::<P>(cap).ok()?;
-    // SAFETY: non-zero size; the pointer comes from the global allocator with exactly the layout
-    // of `Vec<P>` with capacity `cap`, so `Vec::from_raw_parts(ptr, n, cap)` with `n <= cap` is
-    // sound, and all-zero bytes are a valid `P` (`P: Pod`). madvise only changes how the kernel
-    // backs pages, never their content, so advising the partly shared pages at the two ends is
-    // harmless to their other users.
-    unsafe {
-        let ptr = std::alloc::alloc_zeroed(layout) as *mut P;
-        if ptr.is_null() {
-            return None;
-        }
-        let page = 4096usize;
-        let start = ptr as usize / page * page;
-        let end = (ptr as usize + layout.size()).next_multiple_of(page);
-        libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
-        // glibc wrote its chunk header into the first page before the advice, so that page is
-        // already an ordinary one and the first 2 MB would fault in 4 KB pages: when the
-        // mapping starts on a 2 MB boundary (all of it ours), collapse that range into a huge
-        // page now (Linux 6.1+; a failure leaves it as it was).
-        if start.is_multiple_of(HUGE) && end - start >= HUGE {
-            libc::madvise(start as *mut libc::c_void, HUGE, libc::MADV_COLLAPSE);
-        }
-        Some(Vec::from_raw_parts(ptr, n, cap))
-    }
 }
 
 /// The writer [`write_atomic`] hands to encoders (buffered, seekable, positional writes,
